@@ -1,0 +1,10 @@
+"""torch_wm_backend: ``torch.compile(model, backend="tvm_wm")`` through Apache TVM, tuned by a
+world-model cost model."""
+from .errors import OptionError, TvmWmError, UnsupportedOpsError
+from .settings import Settings
+from .counters import reset_stats, stats
+
+__version__ = "0.1.0"
+
+__all__ = ["OptionError", "Settings", "TvmWmError", "UnsupportedOpsError", "reset_stats", "stats",
+           "__version__"]

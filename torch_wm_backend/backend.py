@@ -1,0 +1,57 @@
+"""The Dynamo backend: options -> ATen graphs (aot_autograd) -> partition -> TVM subgraphs."""
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from . import counters
+from .decompositions import decompositions
+from .errors import UnsupportedOpsError
+from .partition import eager_op_names, partition
+from .runtime import TvmSubgraph
+from .settings import Settings
+
+log = logging.getLogger("torch_wm_backend")
+
+
+def compile_aten_graph(gm: torch.fx.GraphModule, settings: Settings, kind: str):
+    """Partition one ATen graph; TVM subgraphs compile lazily, on their first real inputs."""
+    if settings.strict:
+        missing = eager_op_names(gm)
+        if missing:
+            raise UnsupportedOpsError(missing)
+    parts = partition(gm)
+    for name in parts.subgraph_names:
+        eager = getattr(parts.graph_module, name)
+        setattr(parts.graph_module, name, TvmSubgraph(f"{kind}/{name}", eager, settings))
+    counters.bump("graphs_compiled")
+    counters.bump("nodes_lowered", parts.nodes_lowered)
+    counters.bump("nodes_eager", parts.nodes_eager)
+    counters.add_eager_ops(parts.eager_ops)
+    if parts.eager_ops:
+        log.info("tvm_wm %s graph: %d ATen nodes to TVM in %d subgraphs; left to PyTorch: %s",
+                 kind, parts.nodes_lowered, len(parts.subgraph_names), ", ".join(parts.eager_ops))
+    return parts.graph_module
+
+
+def tvm_wm(gm: torch.fx.GraphModule, example_inputs, mode=None, options=None):
+    """``torch.compile(model, backend="tvm_wm", options={...})``."""
+    from functorch.compile import make_boxed_func
+    from torch._dynamo.backends.common import aot_autograd
+
+    settings = Settings.from_options(options, mode)
+
+    def compiler(kind):
+        def compile_graph(aten_gm, _inputs):
+            return make_boxed_func(compile_aten_graph(aten_gm, settings, kind))
+
+        return compile_graph
+
+    backend = aot_autograd(
+        fw_compiler=compiler("forward"),
+        bw_compiler=compiler("backward"),
+        inference_compiler=compiler("inference"),
+        decompositions=decompositions(),
+    )
+    return backend(gm, example_inputs)

@@ -1,0 +1,48 @@
+"""Counters a user reads after compiling: ``torch_wm_backend.stats()``."""
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+_lock = threading.Lock()
+_INTS = (
+    "graphs_compiled",
+    "subgraphs_compiled",
+    "nodes_lowered",
+    "nodes_eager",
+    "tasks_tuned",
+    "trials_measured",
+    "tuning_failures",
+    "guard_kept_tvm",
+    "guard_kept_eager",
+    "cache_hits",
+    "cache_misses",
+    "cache_bypasses",
+)
+_counts: Counter = Counter()
+_eager_ops: Counter = Counter()
+
+
+def bump(name: str, n: int = 1) -> None:
+    assert name in _INTS, name
+    with _lock:
+        _counts[name] += n
+
+
+def add_eager_ops(names) -> None:
+    with _lock:
+        _eager_ops.update(names)
+
+
+def stats() -> dict:
+    """A snapshot: integer counters plus ``eager_ops``, the ATen ops left to PyTorch."""
+    with _lock:
+        out = {name: _counts[name] for name in _INTS}
+        out["eager_ops"] = sorted(_eager_ops)
+    return out
+
+
+def reset_stats() -> None:
+    with _lock:
+        _counts.clear()
+        _eager_ops.clear()

@@ -1,0 +1,60 @@
+"""An ATen FX subgraph with concrete inputs -> a Relax IRModule, through TVM's own op translation.
+
+TVM's ``ExportedProgramImporter`` holds the op converters; it only expects its inputs described by an
+``ExportedProgram``. We describe them from the tensors instead and reuse everything else.
+"""
+from __future__ import annotations
+
+import torch
+from torch.fx.experimental.proxy_tensor import make_fx
+from tvm import IRModule, relax
+from tvm.relax.frontend.torch.exported_program_translator import ExportedProgramImporter
+
+
+class GraphModuleImporter(ExportedProgramImporter):
+    def import_graph_module(self, gm: torch.fx.GraphModule, inputs: list) -> IRModule:
+        placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+        assert len(placeholders) == len(inputs), (len(placeholders), len(inputs))
+        input_vars = {}
+        for node, value in zip(placeholders, inputs):
+            if isinstance(value, torch.Tensor):
+                ty = relax.TensorType(list(value.shape), self._convert_data_type(value.dtype))
+                input_vars[node.name] = relax.Var(node.name, ty)
+        self.block_builder = relax.BlockBuilder()
+        nodes = list(gm.graph.nodes)
+        self._check_unsupported_func_type(nodes)
+        with self.block_builder.function(name="main", params=list(input_vars.values())):
+            with self.block_builder.dataflow():
+                outputs = self._translate_fx_graph(gm, nodes, input_vars)
+                outputs = self._flatten_output_args(outputs)
+                result = self.block_builder.emit_output(relax.Tuple(list(outputs)))
+            self.block_builder.emit_func_output(result)
+        return self.block_builder.get()
+
+
+def _is_static(gm: torch.fx.GraphModule, inputs: list) -> bool:
+    if not all(isinstance(x, torch.Tensor) for x in inputs):
+        return False
+    for node in gm.graph.nodes:
+        val = node.meta.get("val")
+        vals = val if isinstance(val, (list, tuple)) else [val]
+        for v in vals:
+            if isinstance(v, torch.Tensor) and not all(isinstance(d, int) for d in v.shape):
+                return False
+    return True
+
+
+def concretize(gm: torch.fx.GraphModule, inputs: list) -> torch.fx.GraphModule:
+    """The same subgraph with every shape made concrete for these inputs.
+
+    Under ``dynamic=True`` a subgraph carries symbolic sizes and SymInt inputs; we compile one kernel
+    per concrete signature, so retrace it with the real values (fake tensors, no compute).
+    """
+    if _is_static(gm, inputs):
+        return gm
+    return make_fx(gm, tracing_mode="fake")(*inputs)
+
+
+def to_relax(gm: torch.fx.GraphModule, inputs: list) -> IRModule:
+    gm = concretize(gm, inputs)
+    return GraphModuleImporter().import_graph_module(gm, inputs)

@@ -1,0 +1,91 @@
+"""Which ATen nodes TVM can lower: those its own Relax importer translates faithfully."""
+from __future__ import annotations
+
+import functools
+import operator
+
+import torch
+from torch.fx import Node
+
+# Dtypes the Relax importer maps; anything else (complex, quantized) stays in PyTorch.
+_DTYPES = {
+    torch.float32, torch.float16, torch.bfloat16, torch.float64,
+    torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8, torch.bool,
+}
+# Ops TVM translates but that must run in PyTorch: they draw random numbers (TVM's stream differs
+# from PyTorch's, so results would not match eager), or they only exist for their side effect.
+_DENY = {
+    "bernoulli.p", "randn.default", "randn_like.default", "exponential.default", "rand.default",
+    "native_dropout.default", "_assert_async.msg", "empty.memory_format", "copy_.default",
+}
+# Ops that move no data: a partition made only of these is not worth a kernel launch.
+VIEW_OPS = {
+    "view.default", "_unsafe_view.default", "reshape.default", "permute.default", "t.default",
+    "expand.default", "squeeze.dim", "squeeze.dims", "unsqueeze.default", "transpose.int",
+    "slice.Tensor", "select.int", "alias.default", "getitem", "clone.default",
+}
+
+
+@functools.lru_cache(maxsize=1)
+def _convert_names() -> frozenset:
+    from tvm.relax.frontend.torch.exported_program_translator import ExportedProgramImporter
+
+    return frozenset(ExportedProgramImporter().convert_map)
+
+
+def op_name(node: Node) -> str:
+    target = node.target
+    if target is operator.getitem:
+        return "getitem"
+    return getattr(target, "__name__", str(target))
+
+
+def _tensor_vals(val):
+    if isinstance(val, torch.Tensor):
+        return [val]
+    if isinstance(val, (list, tuple)):
+        return [v for v in val if isinstance(v, torch.Tensor)] if val else []
+    return None
+
+
+def _multi_output(node: Node) -> bool:
+    target = node.target
+    return isinstance(target, torch._ops.OpOverload) and len(target._schema.returns) > 1
+
+
+def lowerable(node: Node) -> bool:
+    """True when TVM's importer can translate ``node`` and its result is what ATen computes."""
+    if node.op != "call_function":
+        return False
+    name = op_name(node)
+    if name == "getitem":
+        parent = node.args[0]
+        if not (isinstance(parent, Node) and lowerable(parent)):
+            return False
+        return not _multi_output(parent) or node.args[1] == 0
+    if not isinstance(node.target, torch._ops.OpOverload):
+        return False  # Python-level arithmetic on SymInts and the like
+    if name not in _convert_names() or name in _DENY:
+        return False
+    vals = _tensor_vals(node.meta.get("val"))
+    if not vals:
+        return False
+    if any(v.dtype not in _DTYPES or v.layout != torch.strided for v in vals):
+        return False
+    for arg in node.all_input_nodes:
+        aval = arg.meta.get("val")
+        if isinstance(aval, torch.Tensor) and aval.dtype not in _DTYPES:
+            return False
+    if _multi_output(node):
+        # TVM computes only the first result of ops like max_pool2d_with_indices or
+        # native_layer_norm faithfully (the others are placeholders): lower only when nothing
+        # reads the others.
+        return all(
+            u.target is operator.getitem and u.args[1] == 0 for u in node.users
+        )
+    return True
+
+
+def eager_op_names(gm: torch.fx.GraphModule) -> list[str]:
+    """The distinct call_function ops of ``gm`` that TVM cannot lower."""
+    return sorted({op_name(n) for n in gm.graph.nodes if n.op == "call_function" and not lowerable(n)})

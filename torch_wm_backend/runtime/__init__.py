@@ -1,0 +1,4 @@
+from .kernel import Kernel
+from .subgraph import TvmSubgraph
+
+__all__ = ["Kernel", "TvmSubgraph"]

@@ -1,0 +1,52 @@
+"""The module that stands in a partitioned graph where TVM runs: compiles once per input signature
+(shapes, dtypes, device), then calls the kernel or, where the eager guard chose so, PyTorch."""
+from __future__ import annotations
+
+import torch
+
+from ..settings import Settings
+
+
+def signature(args) -> tuple:
+    sig = []
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            sig.append((tuple(a.shape), a.dtype, a.device))
+        else:
+            sig.append(("value", a))
+    return tuple(sig)
+
+
+def device_of(args) -> torch.device:
+    devices = {a.device for a in args if isinstance(a, torch.Tensor) and a.dim() > 0}
+    devices |= {a.device for a in args if isinstance(a, torch.Tensor)} if not devices else set()
+    non_cpu = [d for d in devices if d.type != "cpu"]
+    return non_cpu[0] if non_cpu else torch.device("cpu")
+
+
+class TvmSubgraph(torch.nn.Module):
+    def __init__(self, name: str, eager: torch.fx.GraphModule, settings: Settings):
+        super().__init__()
+        self.name = name
+        self.eager = eager  # the ATen subgraph it replaces: the fallback and the guard's reference
+        self.settings = settings
+        self._entries: dict = {}
+        out = next(n for n in eager.graph.nodes if n.op == "output").args[0]
+        self._returns_tuple = isinstance(out, (tuple, list))
+
+    def forward(self, *args):
+        key = signature(args)
+        kernel = self._entries.get(key)
+        if kernel is None:
+            from ..pipeline import compile_subgraph
+
+            kernel = compile_subgraph(self.name, self.eager, list(args), self.settings)
+            self._entries[key] = kernel
+        if kernel == "eager":
+            return self.eager(*args)
+        device = kernel.device
+        tensors = [
+            a.to(device).contiguous() for a in args if isinstance(a, torch.Tensor)
+        ]
+        outs = kernel(tensors)
+        return tuple(outs) if self._returns_tuple else outs[0]

@@ -1,0 +1,127 @@
+"""The one configuration object. ``torch.compile(..., options={...})`` is parsed here, and only here;
+environment variables are read here too."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any, Optional, Union
+
+from .errors import OptionError
+
+DEFAULT_TRIALS = 8  # per task on a first run: a few minutes for a CNN on 2 cores, cached afterwards
+MAX_AUTOTUNE_TRIALS = 64  # torch.compile(mode="max-autotune"): the paper's budget per subgraph
+DEFAULT_TIME_BUDGET_S = 600.0  # caps the first run; max-autotune lifts it
+COST_MODELS = ("wm", "xgb", "random")
+CACHE_ENV = "TVM_WM_CACHE_DIR"
+_DEFAULT = "default"  # cache_dir sentinel: resolve through the environment, then platformdirs
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every option of the backend.
+
+    trials: measured candidates per tuning task; 0 builds untuned default schedules.
+    time_budget_s: wall-clock cap over all tuning of one graph (None: no cap).
+    cost_model: how MetaSchedule ranks candidates: the world model, XGBoost or random.
+    cache_dir: where tuning records and kernels are kept; None disables the disk cache.
+    strict: raise UnsupportedOpsError instead of leaving ops to PyTorch.
+    seed: seed of the search.
+    eager_guard: time each compiled subgraph against the PyTorch ops it replaces and keep the faster.
+    runner: where candidates are measured: None (this machine) or {"rpc": {"tracker": "host:port",
+        "key": "..."}}.
+    """
+
+    trials: int = DEFAULT_TRIALS
+    time_budget_s: Optional[float] = DEFAULT_TIME_BUDGET_S
+    cost_model: str = "wm"
+    cache_dir: Optional[str] = _DEFAULT
+    strict: bool = False
+    seed: int = 0
+    eager_guard: bool = True
+    runner: Optional[dict] = None
+
+    def __post_init__(self):
+        if self.trials < 0:
+            raise OptionError(f"trials must be >= 0, got {self.trials}")
+        if self.cost_model not in COST_MODELS:
+            raise OptionError(f"cost_model must be one of {COST_MODELS}, got {self.cost_model!r}")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise OptionError(f"time_budget_s must be > 0 or None, got {self.time_budget_s}")
+        if self.runner is not None:
+            _check_runner(self.runner)
+        if self.cache_dir == _DEFAULT:
+            object.__setattr__(self, "cache_dir", default_cache_dir())
+
+    @classmethod
+    def from_options(cls, options: Optional[dict] = None, mode: Optional[str] = None) -> "Settings":
+        options = dict(options or {})
+        valid = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(options) - set(valid))
+        if unknown:
+            raise OptionError(
+                f"unknown option(s) {unknown} for backend 'tvm_wm'; valid keys: {sorted(valid)}"
+            )
+        for key, value in options.items():
+            _check_type(key, value, _TYPES[key])
+        if mode == "max-autotune" or mode == "max-autotune-no-cudagraphs":
+            options.setdefault("trials", MAX_AUTOTUNE_TRIALS)
+            options.setdefault("time_budget_s", None)
+        elif mode not in (None, "default", "reduce-overhead"):
+            raise OptionError(f"unknown mode {mode!r}; use None, 'default' or 'max-autotune'")
+        return cls(**options)
+
+    def artifact_key(self) -> dict[str, Any]:
+        """The fields that change a compiled artifact, and so belong in its cache key."""
+        return {name: getattr(self, name) for name in ARTIFACT_FIELDS}
+
+
+# Named once: the settings that change what gets built. cache_dir, strict and runner do not.
+ARTIFACT_FIELDS = ("trials", "time_budget_s", "cost_model", "seed", "eager_guard")
+
+_TYPES: dict[str, tuple] = {
+    "trials": (int,),
+    "time_budget_s": (int, float, type(None)),
+    "cost_model": (str,),
+    "cache_dir": (str, os.PathLike, type(None)),
+    "strict": (bool,),
+    "seed": (int,),
+    "eager_guard": (bool,),
+    "runner": (dict, type(None)),
+}
+
+
+def _check_type(key: str, value: Any, types: tuple) -> None:
+    # bool is an int in Python; trials=True is a mistake, not 1
+    if isinstance(value, bool) and bool not in types:
+        ok = False
+    else:
+        ok = isinstance(value, types)
+    if not ok:
+        names = " or ".join("None" if t is type(None) else t.__name__ for t in types)
+        raise OptionError(f"option {key!r} must be {names}, got {type(value).__name__} {value!r}")
+
+
+def _check_runner(runner: dict) -> None:
+    if set(runner) != {"rpc"} or not isinstance(runner["rpc"], dict):
+        raise OptionError("runner must be {'rpc': {'tracker': 'host:port', 'key': '...'}}")
+    rpc = runner["rpc"]
+    missing = {"tracker", "key"} - set(rpc)
+    if missing:
+        raise OptionError(f"runner['rpc'] lacks {sorted(missing)}")
+    host, _, port = str(rpc["tracker"]).rpartition(":")
+    if not host or not port.isdigit():
+        raise OptionError(f"runner['rpc']['tracker'] must be 'host:port', got {rpc['tracker']!r}")
+
+
+def default_cache_dir() -> Optional[str]:
+    env = os.environ.get(CACHE_ENV)
+    if env is not None:
+        return env or None  # TVM_WM_CACHE_DIR= (empty) disables the cache
+    import platformdirs
+
+    return platformdirs.user_cache_dir("torch_wm_backend", appauthor=False)
+
+
+def replace(settings: Settings, **changes) -> Settings:
+    return dataclasses.replace(settings, **changes)
