@@ -1,0 +1,23 @@
+"""``tvm-wm``: the command line. Each stage that has commands registers them here."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="tvm-wm", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    from .cache import cli as cache_cli
+    from .world_model import cli as wm_cli
+
+    cache_cli.register(sub)
+    wm_cli.register(sub)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
