@@ -1,0 +1,102 @@
+"""MetaSchedule tuning records, one database per target: ``<root>/records/<target-hash>/``.
+
+The files are MetaSchedule's own JSON database (``database_workload.json``: one ``[shash, module]``
+line per workload; ``database_tuning_record.json``: one ``[workload_index, record]`` line per
+measured candidate), so TVM's tools read them directly. ``JSONDatabase`` appends a line on each
+commit; two processes tuning the same target must hold ``records_lock(root, target)`` around their
+commits (or the whole tuning run), or lines may interleave.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import filelock
+
+WORKLOADS = "database_workload.json"
+TUNING_RECORDS = "database_tuning_record.json"
+_RECORD = re.compile(r"^\[\s*(\d+)\s*,(.*)\]$")
+
+
+def target_hash(target) -> str:
+    """A short stable name for a target; ``str(Target)`` is its canonical JSON."""
+    return hashlib.sha256(str(target).encode()).hexdigest()[:16]
+
+
+def records_dir(root, target) -> Path:
+    path = Path(root) / "records" / target_hash(target)
+    Path(root).mkdir(mode=0o700, parents=True, exist_ok=True)
+    for p in (path.parent, path):
+        p.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def records_lock(root, target) -> filelock.FileLock:
+    return filelock.FileLock(str(records_dir(root, target) / "commit.lock"))
+
+
+def open_records(root, target):
+    """The MetaSchedule ``JSONDatabase`` of ``target`` under ``root`` (created empty if absent)."""
+    from tvm.s_tir import meta_schedule as ms
+
+    path = records_dir(root, target)
+    (path / "target.txt").write_text(str(target))  # lets `tvm-wm cache ls` name the target
+    return ms.database.JSONDatabase(path_workload=str(path / WORKLOADS),
+                                    path_tuning_record=str(path / TUNING_RECORDS))
+
+
+def count_records(path: Path) -> int:
+    try:
+        return sum(1 for line in open(path / TUNING_RECORDS) if line.strip())
+    except FileNotFoundError:
+        return 0
+
+
+def merge_records(src: Path, dst: Path) -> int:
+    """Append the workloads and records of database ``src`` missing from ``dst``; returns how many
+    records were added. Record lines are copied verbatim, only their workload index is remapped."""
+    dst.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with filelock.FileLock(str(dst / "commit.lock")):
+        dst_wl = _lines(dst / WORKLOADS)
+        index = {line: i for i, line in enumerate(dst_wl)}
+        remap, new_wl = {}, []
+        for i, line in enumerate(_lines(src / WORKLOADS)):
+            if line not in index:
+                index[line] = len(dst_wl) + len(new_wl)
+                new_wl.append(line)
+            remap[i] = index[line]
+        have = {_parse(line) for line in _lines(dst / TUNING_RECORDS)}
+        new_rec = []
+        for line in _lines(src / TUNING_RECORDS):
+            i, rest = _parse(line)
+            if (remap[i], rest) not in have:
+                have.add((remap[i], rest))
+                new_rec.append(f"[{remap[i]},{rest}]")
+        _append(dst / WORKLOADS, new_wl)
+        _append(dst / TUNING_RECORDS, new_rec)
+        if (src / "target.txt").exists() and not (dst / "target.txt").exists():
+            (dst / "target.txt").write_text((src / "target.txt").read_text())
+    return len(new_rec)
+
+
+def _lines(path: Path) -> list:
+    try:
+        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def _parse(line: str) -> tuple:
+    m = _RECORD.match(line)
+    if not m:
+        raise ValueError(f"not a MetaSchedule tuning record line: {line[:80]!r}")
+    return int(m.group(1)), m.group(2)
+
+
+def _append(path: Path, lines: list) -> None:
+    if not lines:
+        return
+    needs_newline = path.exists() and path.stat().st_size and not path.read_bytes().endswith(b"\n")
+    with open(path, "a") as f:
+        f.write(("\n" if needs_newline else "") + "\n".join(lines) + "\n")
