@@ -1,7 +1,7 @@
 """The ATen decomposition table handed to aot_autograd.
 
-Core ATen (what TVM's importer is written against) plus the training-time normalization ops and
-their backwards: TVM translates only their first result faithfully, so we give it their parts.
+Core ATen (what TVM's importer is written against) plus the training-time normalization ops: TVM
+translates only their first result faithfully, and training reads the others, so we give it parts.
 """
 from __future__ import annotations
 
@@ -14,22 +14,27 @@ aten = torch.ops.aten
 
 _EXTRA = [
     aten._native_batch_norm_legit_functional,
-    aten.native_batch_norm_backward,
     aten.native_layer_norm,
-    aten.native_layer_norm_backward,
     aten.native_group_norm,
-    aten.native_group_norm_backward,
-    aten.gelu_backward,
-    aten.threshold_backward,
-    aten._softmax_backward_data,
-    aten._log_softmax_backward_data,
-    aten.embedding_dense_backward,
-    aten.var_mean,
 ]
+# Kept whole: its decomposition is an accumulating index_put TVM cannot translate, so one eager op
+# beats a fragment of small ones around it.
+_KEEP = [aten.embedding_dense_backward]
+
+
+def _var_mean(x, dim=None, *, correction=None, keepdim=False):
+    # torch's own var_mean decomposition emits prims TVM cannot read; var and mean it can
+    var = aten.var.correction(x, dim, correction=correction, keepdim=keepdim)
+    mean = aten.mean.dim(x, dim, keepdim) if dim is not None else aten.mean.default(x)
+    return var, mean
 
 
 @functools.lru_cache(maxsize=1)
 def decompositions() -> dict:
     table = dict(core_aten_decompositions())
+    table[aten.var_mean.correction] = _var_mean
     table.update(get_decompositions(_EXTRA))
+    for op in _KEEP:
+        for overload in op.overloads():
+            table.pop(getattr(op, overload), None)
     return table

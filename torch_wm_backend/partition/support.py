@@ -26,6 +26,18 @@ VIEW_OPS = {
 }
 
 
+
+def _index_put_ok(node: Node) -> bool:
+    # TVM's IndexPut needs one index tensor per data dimension
+    data, indices = node.args[0], node.args[1]
+    val = data.meta.get("val") if isinstance(data, Node) else None
+    return val is not None and len(indices) == val.dim() and all(i is not None for i in indices)
+
+
+# Ops TVM translates only for some arguments.
+_CONSTRAINTS = {"index_put.default": _index_put_ok, "index_put_.default": _index_put_ok}
+
+
 @functools.lru_cache(maxsize=1)
 def _convert_names() -> frozenset:
     from tvm.relax.frontend.torch.exported_program_translator import ExportedProgramImporter
@@ -76,6 +88,9 @@ def lowerable(node: Node) -> bool:
         aval = arg.meta.get("val")
         if isinstance(aval, torch.Tensor) and aval.dtype not in _DTYPES:
             return False
+    check = _CONSTRAINTS.get(name)
+    if check is not None and not check(node):
+        return False
     if _multi_output(node):
         # TVM computes only the first result of ops like max_pool2d_with_indices or
         # native_layer_norm faithfully (the others are placeholders): lower only when nothing
