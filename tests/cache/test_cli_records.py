@@ -101,6 +101,7 @@ def test_records_are_a_metaschedule_database_that_survives_a_merge(tmp_path):
     assert merge_records(src, records_dir(tmp_path / "b", target)) == 1
     again = open_records(tmp_path / "b", target)
     assert len(again) == 1 and again.has_workload(mod)
+    assert isinstance(ArtifactStore(None).open_records(target), ms.database.MemoryDatabase)
 
 
 def test_versions_name_everything_that_changes_a_build(tmp_path):

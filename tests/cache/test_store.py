@@ -45,6 +45,12 @@ def test_round_trip_counts_and_private_modes(tmp_path):
     assert stat.S_IMODE(os.stat(entry.files["kernel.so"]).st_mode) == 0o600
 
 
+def test_a_decision_without_files_is_an_entry(tmp_path):
+    store = ArtifactStore(tmp_path)
+    store.put(PARTS, {}, extra={"guard": "eager"})
+    assert store.get(PARTS).extra == {"guard": "eager"}
+
+
 def test_miss_log_names_the_differing_part(tmp_path, caplog):
     store = ArtifactStore(tmp_path)
     store.put(PARTS, {"k": b"x"})

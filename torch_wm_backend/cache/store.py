@@ -11,8 +11,18 @@ Use per subgraph signature::
     store = ArtifactStore(settings.cache_dir)          # None: cache disabled, every call bypasses
     parts = {"graph": ..., "shapes": ..., "target": str(target), "versions": versions(),
              "settings": settings.artifact_key()}
-    entry = store.get_or_build(parts, build)           # build() -> ({"kernel.so": path}, {"guard": "tvm"})
+    def build():                                       # runs at most once per key, machine-wide
+        database = store.open_records(target)          # tuning records of this target (records.py)
+        with store.records_lock(target):               # JSONDatabase appends: one writer a target
+            ...tune into database, build, export kernel.so...
+        return {"kernel.so": path_to_so}, {"guard": "tvm"}   # (files, extra); files: bytes or paths
+    entry = store.get_or_build(parts, build)
     kernel_path, guard = entry.files["kernel.so"], entry.extra["guard"]
+
+The same by hand: ``store.get(parts)``; on None, ``with store.lock(parts):`` get again, build, then
+``store.put(parts, {"kernel.so": path}, extra={"guard": ...})``, which returns the stored Entry
+(each ``get`` counts, so prefer ``get_or_build``, which counts one hit or miss per lookup).
+An "eager" decision with no files is an entry too: ``put(parts, {}, {"guard": "eager"})``.
 
 ``get_or_build`` is ``get`` then, under ``lock(parts)``, ``get`` again (another process may have
 built it while we waited) and ``put``; it counts one hit or one miss. A shared library is code, so
@@ -23,6 +33,7 @@ denied) warns once per process and the store bypasses: the caller builds, nothin
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import json
@@ -142,7 +153,8 @@ class ArtifactStore:
                 return self._commit(key, parts, _write_files(tmp, files), extra, tmp)
             except OSError as err:
                 self._unusable(err)
-        out = Path(tempfile.mkdtemp(prefix="tvm_wm_"))
+        out = Path(tempfile.mkdtemp(prefix="tvm_wm_"))  # uncached: private, gone at exit
+        atexit.register(shutil.rmtree, out, True)
         if tmp is not None:  # some files may have moved into tmp already
             files = {n: tmp / n if (tmp / n).exists() else c for n, c in files.items()}
         return Entry(key, _write_files(out, files), extra, parts, time.time())
@@ -169,6 +181,24 @@ class ArtifactStore:
         if not self.enabled:
             return contextlib.nullcontext()
         return filelock.FileLock(str(self.root / "locks" / f"{key_of(parts)}.lock"))
+
+    def open_records(self, target):
+        """MetaSchedule database for ``target``: on disk (see records.py), or in memory if bypassed."""
+        if not self.enabled:
+            from tvm.s_tir import meta_schedule as ms
+
+            return ms.database.MemoryDatabase()
+        from .records import open_records
+
+        return open_records(self.root, target)
+
+    def records_lock(self, target):
+        """Hold while committing to ``open_records(target)`` (a no-op when bypassed)."""
+        if not self.enabled:
+            return contextlib.nullcontext()
+        from .records import records_lock
+
+        return records_lock(self.root, target)
 
     def entries(self) -> list:
         """Every valid entry (invalid ones are removed on the way)."""
