@@ -11,6 +11,7 @@ from .errors import UnsupportedOpsError
 from .partition import eager_op_names, partition
 from .runtime import TvmSubgraph
 from .settings import Settings
+from .tune.budget import Budget
 
 log = logging.getLogger("torch_wm_backend")
 
@@ -22,9 +23,10 @@ def compile_aten_graph(gm: torch.fx.GraphModule, settings: Settings, kind: str):
         if missing:
             raise UnsupportedOpsError(missing)
     parts = partition(gm)
+    budget = Budget(settings.time_budget_s)
     for name in parts.subgraph_names:
         eager = getattr(parts.graph_module, name)
-        setattr(parts.graph_module, name, TvmSubgraph(f"{kind}/{name}", eager, settings))
+        setattr(parts.graph_module, name, TvmSubgraph(f"{kind}/{name}", eager, settings, budget))
     counters.bump("graphs_compiled")
     counters.bump("nodes_lowered", parts.nodes_lowered)
     counters.bump("nodes_eager", parts.nodes_eager)

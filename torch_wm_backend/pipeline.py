@@ -1,12 +1,18 @@
-"""One subgraph, one input signature: lower -> tune -> build -> guard. The stages, in order."""
+"""One subgraph, one input signature: lower -> (cache) -> tune -> build -> guard. The stages, in order."""
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
+import os
+import tempfile
 
 import torch
+import tvm
 
 from . import counters
 from .build import build
+from .cache import ArtifactStore, versions
 from .errors import TvmWmError
 from .lower import target_for, to_relax
 from .runtime.guard import faster_is_tvm
@@ -15,13 +21,39 @@ from .runtime.subgraph import device_of
 from .settings import Settings
 
 log = logging.getLogger("torch_wm_backend")
+KERNEL = "kernel.so"
 
 
-def compile_subgraph(name: str, eager: torch.fx.GraphModule, args: list, settings: Settings):
+@functools.lru_cache(maxsize=None)
+def store_for(root) -> ArtifactStore:
+    return ArtifactStore(root)
+
+
+def cache_key(mod: tvm.IRModule, args: list, target, settings: Settings) -> dict:
+    """Everything that changes the artifact. Weights are inputs of the graph, so not in the key."""
+    graph = hashlib.sha256(mod.script(show_meta=True).encode()).hexdigest()
+    inputs = [
+        [list(a.shape), str(a.dtype), a.is_contiguous()] if isinstance(a, torch.Tensor) else repr(a)
+        for a in args
+    ]
+    return {"graph": graph, "shapes": inputs, "target": str(target), "versions": versions(),
+            "settings": settings.artifact_key()}
+
+
+def compile_subgraph(name: str, eager: torch.fx.GraphModule, args: list, settings: Settings,
+                     budget=None):
     """A Kernel for these inputs, or "eager" when TVM cannot build one or is slower."""
     device = device_of(args)
     try:
-        kernel = _build_kernel(eager, args, device, settings)
+        mod = to_relax(eager, args)
+        target = target_for(device)
+        store = store_for(settings.cache_dir)
+        entry = store.get_or_build(
+            cache_key(mod, args, target, settings),
+            lambda: _build(name, mod, target, eager, args, device, settings, store, budget))
+        if entry.extra["guard"] == "eager":
+            return "eager"
+        kernel = Kernel(tvm.runtime.load_module(str(entry.files[KERNEL])), device)
     except TvmWmError:
         raise
     except Exception as err:  # a TVM failure must never break the user's model
@@ -32,22 +64,30 @@ def compile_subgraph(name: str, eager: torch.fx.GraphModule, args: list, setting
         counters.bump("guard_kept_eager")
         return "eager"
     counters.bump("subgraphs_compiled")
-    if not settings.eager_guard:
-        return kernel
-    tensors = [a.to(device).contiguous() for a in args if isinstance(a, torch.Tensor)]
-    tvm_wins, t_tvm, t_eager = faster_is_tvm(lambda: kernel(tensors), lambda: eager(*args), device)
-    counters.bump("guard_kept_tvm" if tvm_wins else "guard_kept_eager")
-    log.info("%s: tvm %.3f ms, eager %.3f ms -> %s", name, t_tvm * 1e3, t_eager * 1e3,
-             "tvm" if tvm_wins else "eager")
-    return kernel if tvm_wins else "eager"
+    return kernel
 
 
-def _build_kernel(eager, args, device, settings) -> Kernel:
-    mod = to_relax(eager, args)
-    target = target_for(device)
+def _build(name, mod, target, eager, args, device, settings, store, budget):
+    """Tune, build, and time against eager: the artifact's files and the guard's choice."""
     database = None
     if settings.trials > 0:
         from .tune import tune
 
-        database = tune(mod, target, settings)
-    return Kernel(build(mod, target, database), device)
+        database = store.open_records(target)
+        with store.records_lock(target):
+            tune(mod, target, settings, database, budget, name)
+    executable = build(mod, target, database)
+    extra = {"guard": "tvm", "subgraph": name}
+    if settings.eager_guard:
+        kernel = Kernel(executable, device)
+        tensors = [a.to(device).contiguous() for a in args if isinstance(a, torch.Tensor)]
+        tvm_wins, t_tvm, t_eager = faster_is_tvm(lambda: kernel(tensors), lambda: eager(*args), device)
+        counters.bump("guard_kept_tvm" if tvm_wins else "guard_kept_eager")
+        log.info("%s: tvm %.3f ms, eager %.3f ms -> %s", name, t_tvm * 1e3, t_eager * 1e3,
+                 "tvm" if tvm_wins else "eager")
+        extra.update(guard="tvm" if tvm_wins else "eager", tvm_ms=t_tvm * 1e3, eager_ms=t_eager * 1e3)
+        if not tvm_wins:
+            return {}, extra
+    path = os.path.join(tempfile.mkdtemp(prefix="tvm_wm_"), KERNEL)
+    executable.export_library(path)
+    return {KERNEL: path}, extra

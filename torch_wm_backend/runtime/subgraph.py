@@ -25,8 +25,9 @@ def device_of(args) -> torch.device:
 
 
 class TvmSubgraph(torch.nn.Module):
-    def __init__(self, name: str, eager: torch.fx.GraphModule, settings: Settings):
+    def __init__(self, name: str, eager: torch.fx.GraphModule, settings: Settings, budget=None):
         super().__init__()
+        self.budget = budget  # the tuning time budget shared by the subgraphs of one graph
         self.name = name
         self.eager = eager  # the ATen subgraph it replaces: the fallback and the guard's reference
         self.settings = settings
@@ -40,7 +41,7 @@ class TvmSubgraph(torch.nn.Module):
         if kernel is None:
             from ..pipeline import compile_subgraph
 
-            kernel = compile_subgraph(self.name, self.eager, list(args), self.settings)
+            kernel = compile_subgraph(self.name, self.eager, list(args), self.settings, self.budget)
             self._entries[key] = kernel
         if kernel == "eager":
             return self.eager(*args)

@@ -1,0 +1,25 @@
+"""The cost models a user can pick: the world model (default), XGBoost, or random."""
+from __future__ import annotations
+
+from tvm.s_tir import meta_schedule as ms
+
+from ..errors import TvmWmError
+
+
+def create(name: str, target, num_cores: int):
+    if name == "wm":
+        from ..world_model import create_cost_model
+
+        return create_cost_model(target)
+    if name == "xgb":
+        try:
+            import xgboost  # noqa: F401
+        except ImportError as err:
+            raise TvmWmError(
+                "cost_model='xgb' needs xgboost: pip install 'torch_wm_backend[bench]' "
+                "(or xgboost), or use cost_model='wm'"
+            ) from err
+        return ms.CostModel.create("xgb", num_tuning_cores=num_cores, tree_method="auto")
+    if name == "random":
+        return ms.CostModel.create("random")
+    raise TvmWmError(f"unknown cost model {name!r}")

@@ -1,0 +1,55 @@
+"""What a user sees while tuning: a progress bar with ETA, a deadline, and a table at the end."""
+from __future__ import annotations
+
+import logging
+import time
+
+from tqdm.auto import tqdm
+from tvm.s_tir import meta_schedule as ms
+from tvm.ir.utils import derived_object
+
+from .. import counters
+
+log = logging.getLogger("torch_wm_backend")
+
+
+@derived_object
+class Progress(ms.measure_callback.PyMeasureCallback):
+    """Counts measured trials, moves the bar, and ends every task once the deadline passes."""
+
+    def __init__(self, total: int, names: list, deadline: float | None, desc: str):
+        super().__init__()
+        self.names = names
+        self.deadline = deadline
+        self.measured = 0
+        self.best = {}  # task id -> best seconds
+        self.bar = tqdm(total=total, desc=desc, unit="trial", leave=False, dynamic_ncols=True)
+
+    def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results):
+        n = len(measure_candidates)
+        self.measured += n
+        counters.bump("trials_measured", n)
+        for result in runner_results:
+            if result.run_secs:
+                secs = sum(float(s) for s in result.run_secs) / len(result.run_secs)
+                self.best[task_id] = min(self.best.get(task_id, secs), secs)
+        self.bar.update(n)
+        self.bar.set_postfix_str(self.names[task_id][:40])
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            for i in range(len(self.names)):
+                task_scheduler.terminate_task(i)
+
+    def close(self):
+        self.bar.close()
+
+
+def table(tasks: list, weights: list, flops: list, best: dict, trials: dict) -> str:
+    rows = ["| # | task | MFLOP | weight | best latency (us) | GFLOP/s | trials |",
+            "|---|---|---|---|---|---|---|"]
+    for i, task in enumerate(tasks):
+        secs = best.get(i)
+        gflops = f"{flops[i] / secs / 1e9:.1f}" if secs and flops[i] else "-"
+        latency = f"{secs * 1e6:.1f}" if secs else "-"
+        rows.append(f"| {i} | {task.task_name[:48]} | {flops[i] / 1e6:.2f} | {weights[i]:g} | "
+                    f"{latency} | {gflops} | {trials.get(i, 0)} |")
+    return "\n".join(rows)

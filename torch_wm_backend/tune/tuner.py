@@ -1,0 +1,103 @@
+"""Tune one Relax module's kernels with MetaSchedule's own search, into a database.
+
+Faults never reach the user: a candidate that fails to build or run is discarded by MetaSchedule; a
+task whose search fails keeps its default schedule; Ctrl-C keeps the records measured so far.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+
+from tvm.s_tir import meta_schedule as ms
+
+from .. import counters
+from ..lower.target import _cpu_cores
+from ..settings import Settings
+from . import cost_models, progress, tasks as task_lib
+from .budget import Budget
+
+log = logging.getLogger("torch_wm_backend")
+
+BUILD_TIMEOUT_S = 30.0
+RUN_TIMEOUT_S = 10.0
+
+
+def make_builder(num_cores: int):
+    return ms.builder.LocalBuilder(max_workers=num_cores, timeout_sec=BUILD_TIMEOUT_S)
+
+
+def make_runner(settings: Settings):
+    evaluator = ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=50,
+                                          enable_cpu_cache_flush=False)
+    if settings.runner is None:
+        return ms.runner.LocalRunner(timeout_sec=RUN_TIMEOUT_S, evaluator_config=evaluator)
+    rpc = settings.runner["rpc"]
+    host, _, port = rpc["tracker"].rpartition(":")
+    config = ms.runner.RPCConfig(tracker_host=host, tracker_port=int(port), tracker_key=rpc["key"],
+                                 session_priority=1, session_timeout_sec=int(rpc.get("timeout", 60)))
+    return ms.runner.RPCRunner(rpc_config=config, evaluator_config=evaluator,
+                               max_workers=int(rpc.get("workers", 2)))
+
+
+def tune(mod, target, settings: Settings, database, budget: Budget | None = None, name: str = ""):
+    """Measure up to ``settings.trials`` candidates per task not yet in ``database``; returns it."""
+    budget = budget or Budget(settings.time_budget_s)
+    if budget.spent():
+        log.info("%s: time budget spent; default schedules for untuned kernels", name)
+        return database
+    all_tasks = task_lib.extract(mod, target)
+    todo = task_lib.untuned(all_tasks, database, settings.trials)
+    if not todo:
+        return database
+    num_cores = _cpu_cores()
+    work_dir = tempfile.mkdtemp(prefix="tvm_wm_tune_")
+    contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+        todo, work_dir, seed=settings.seed, num_threads=num_cores)
+    names = [t.task_name for t in todo]
+    bar = progress.Progress(settings.trials * len(todo), names, budget.deadline(),
+                            desc=f"tuning {name or 'subgraph'} ({len(todo)} tasks)")
+    counters.bump("tasks_tuned", len(todo))
+    try:
+        ms.tune_tasks(
+            tasks=contexts,
+            task_weights=weights,
+            work_dir=work_dir,
+            max_trials_global=settings.trials * len(todo),
+            max_trials_per_task=settings.trials,
+            num_trials_per_iter=min(64, settings.trials),
+            builder=make_builder(num_cores),
+            runner=make_runner(settings),
+            database=database,
+            cost_model=cost_models.create(settings.cost_model, target, num_cores),
+            measure_callbacks=[*ms.MeasureCallback.create("default"), bar],
+            task_scheduler="gradient",
+        )
+    except KeyboardInterrupt:
+        log.warning("%s: tuning interrupted; keeping the %d trials measured so far", name, bar.measured)
+    except Exception as err:  # the search failed: the kernels keep their default schedules
+        counters.bump("tuning_failures")
+        log.warning("%s: tuning failed (%s: %s); default schedules where no record exists", name,
+                    type(err).__name__, str(err).splitlines()[0] if str(err) else "")
+    finally:
+        bar.close()
+        shutil.rmtree(work_dir, ignore_errors=True)
+    _log_table(todo, weights, database, bar)
+    return database
+
+
+def _log_table(todo, weights, database, bar) -> None:
+    best, trials = {}, {}
+    for i, task in enumerate(todo):
+        func = task.dispatched[0]
+        if not database.has_workload(func):
+            continue
+        records = database.get_top_k(database.commit_workload(func), 1 << 16)
+        trials[i] = len(records)
+        secs = [float(s) for r in records[:1] for s in (r.run_secs or [])]
+        if secs:
+            best[i] = sum(secs) / len(secs)
+    flops = [task_lib.flops(t) for t in todo]
+    log.info("tuned %d kernels, %d trials:\n%s", len(todo), bar.measured,
+             progress.table(todo, weights, flops, best, trials))
