@@ -1,0 +1,152 @@
+"""The world model as a MetaSchedule cost model (``PyCostModel``).
+
+predict() reads only each candidate's trace text and the task's cached state (one PerStoreFeature
+extraction of the *unscheduled* program per task): no replay, no per-candidate feature extraction.
+update() fine-tunes online on the running task's measured results with a ranking loss.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from tvm.ir.utils import derived_object
+from tvm.s_tir.meta_schedule.cost_model import PyCostModel
+
+from . import hardware, state, tokenizer
+from .network import WMConfig, WorldModel, collate, pairwise_rank_loss
+
+log = logging.getLogger(__name__)
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+WEIGHTS_FILE = WEIGHTS_DIR / "wm.pt"
+_CHUNK = 512
+_BUFFER = 1024   # measured candidates kept per task for online fine-tuning
+
+
+def default_config() -> WMConfig:
+    return WMConfig(state_dim=state.STATE_DIM, hw_dim=hardware.HW_DIM, num_kinds=tokenizer.NUM_KINDS,
+                    num_attrs=tokenizer.NUM_ATTRS, num_feats=tokenizer.NUM_FEATS,
+                    dyn_dim=state.POOLED_DIM)
+
+
+def mean_cost(result) -> float:
+    """Median run time of a runner result; 1e10 for a failed build or run (as MetaSchedule's XGB)."""
+    secs = [float(s) for s in (result.run_secs or [])]
+    if result.error_msg is not None or not secs:
+        return 1e10
+    return float(np.median(secs))
+
+
+def save_weights(net: WorldModel, path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save({"config": net.cfg.to_dict(), "state_dict": net.state_dict()}, tmp)
+    os.replace(tmp, path)
+
+
+def load_weights(path) -> WorldModel:
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    net = WorldModel(WMConfig(**blob["config"]))
+    net.load_state_dict(blob["state_dict"])
+    return net
+
+
+@derived_object
+class WorldModelCostModel(PyCostModel):
+    """Scores candidates by rolling their trace's actions through the learned latent dynamics."""
+
+    def __init__(self, net: WorldModel | None = None, *, online_steps: int = 30, lr: float = 1e-3,
+                 seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.net = net if net is not None else WorldModel(default_config())
+        self.net.eval()
+        self.online_steps = online_steps
+        self.lr = lr
+        self.seed = seed
+        self._measured: dict = {}     # task key -> (list of tokens, list of costs)
+        self._hw: dict = {}
+        self.predicted = 0            # candidates scored, for tests and logs
+
+    # -- inputs -----------------------------------------------------------------------------
+    def _hw_vec(self, target) -> torch.Tensor:
+        key = str(target)
+        if key not in self._hw:
+            self._hw[key] = torch.from_numpy(hardware.hardware_features(target))[None]
+        return self._hw[key]
+
+    def _tokens(self, info, candidates) -> list:
+        return [tokenizer.tokenize(str(c.sch.trace), info.blocks) for c in candidates]
+
+    def score_tokens(self, info, toks, hw) -> np.ndarray:
+        out = []
+        st = torch.from_numpy(info.state)[None]
+        with torch.no_grad():
+            for i in range(0, len(toks), _CHUNK):
+                kinds, attrs, feats, mask = collate(toks[i:i + _CHUNK])
+                out.append(torch.sigmoid(self.net(st, kinds, attrs, feats, mask, hw)).numpy())
+        return np.concatenate(out).astype("float64") if out else np.zeros(0, "float64")
+
+    # -- PyCostModel ------------------------------------------------------------------------
+    def predict(self, context, candidates) -> np.ndarray:
+        info = state.task_info(context.mod, context.target)
+        self.predicted += len(candidates)
+        return self.score_tokens(info, self._tokens(info, candidates), self._hw_vec(context.target))
+
+    def update(self, context, candidates, results) -> None:
+        info = state.task_info(context.mod, context.target)
+        toks, costs = self._measured.setdefault(info.key, ([], []))
+        for tok, res in zip(self._tokens(info, candidates), results):
+            c = mean_cost(res)
+            if c < 1e9:
+                toks.append(tok)
+                costs.append(c)
+        del toks[:-_BUFFER], costs[:-_BUFFER]
+        if len(costs) >= 2:
+            self.finetune(info, toks, np.asarray(costs), self._hw_vec(context.target))
+
+    def finetune(self, info, toks, costs: np.ndarray, hw, steps: int | None = None) -> float:
+        """A few Adam steps of the pairwise ranking loss on one task's measured candidates."""
+        labels = torch.from_numpy((costs.min() / costs).astype(np.float32))
+        groups = torch.zeros(len(costs), dtype=torch.long)
+        kinds, attrs, feats, mask = collate(toks)
+        st = torch.from_numpy(info.state)[None]
+        opt = torch.optim.Adam(self.net.parameters(), lr=self.lr)
+        torch.manual_seed(self.seed)
+        self.net.train()
+        loss = torch.zeros(())
+        for _ in range(steps if steps is not None else self.online_steps):
+            opt.zero_grad()
+            loss = pairwise_rank_loss(self.net(st, kinds, attrs, feats, mask, hw), labels, groups)
+            loss.backward()
+            opt.step()
+        self.net.eval()
+        return float(loss.detach())
+
+    def save(self, path: str) -> None:
+        save_weights(self.net, path)
+
+    def load(self, path: str) -> None:
+        self.net = load_weights(path)
+        self.net.eval()
+
+    def clone_net(self) -> WorldModel:
+        return copy.deepcopy(self.net)
+
+
+def create_cost_model(target=None, weights: str | os.PathLike | None = None,
+                      **kwargs) -> WorldModelCostModel:
+    """The world-model cost model with the shipped weights (random init, with a warning, if none).
+
+    ``target`` is accepted for symmetry with the tuning stage; the hardware features are read from
+    each task's own target at predict time.
+    """
+    path = Path(weights) if weights is not None else WEIGHTS_FILE
+    if path.exists():
+        return WorldModelCostModel(load_weights(path), **kwargs)
+    log.warning("world model: no weights at %s; using a randomly initialised model", path)
+    return WorldModelCostModel(**kwargs)

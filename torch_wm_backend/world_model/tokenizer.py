@@ -1,0 +1,376 @@
+"""MetaSchedule trace -> action tokens.
+
+A trace is read from its printed text (``str(trace)``): one FFI call, then pure Python. Database
+records and live candidates go through the same path, so training and tuning see the same tokens.
+
+One token per scheduling instruction. Pure getters (get_sblock, get_loops, ...) emit no token: they only
+name the blocks and loops later instructions act on. Sampling instructions emit no token either: their
+decision is folded into the instruction that consumes the sampled value (tile factors into ``split`` as
+log2, the categorical *value* into ``annotate``, the compute location into ``compute_at``). Everything
+after ``enter_postproc`` is flagged: it holds the final parallel / vectorize / unroll / bind.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+PAD, UNK = 0, 1
+KINDS = (
+    "split", "fuse", "reorder", "merge", "loop_partition", "reorder_block_iter_var", "add_unit_loop",
+    "parallel", "vectorize", "bind", "unroll",
+    "cache_read", "cache_write", "reindex_cache_read", "reindex_cache_write", "cache_inplace",
+    "cache_index", "reindex", "read_at", "write_at",
+    "compute_at", "reverse_compute_at", "compute_inline", "reverse_compute_inline",
+    "decompose_reduction", "rfactor", "storage_align", "set_scope", "unsafe_set_dtype",
+    "blockize", "tensorize", "annotate", "unannotate", "transform_layout", "transform_block_layout",
+    "set_axis_separator", "decompose_padding", "pad_einsum", "rolling_buffer", "enter_postproc",
+    "unsafe_hide_buffer_access", "annotate_buffer_access", "fuse_reduction_epilogue",
+)
+KIND_IDS = {k: i + 2 for i, k in enumerate(KINDS)}
+NUM_KINDS = len(KINDS) + 2
+
+GETTERS = frozenset({
+    "get_sblock", "get_loops", "get_child_blocks", "get_producers", "get_consumers",
+    "get_output_blocks",
+})
+SAMPLERS = frozenset({
+    "sample_perfect_tile", "sample_partitioned_tile", "sample_categorical", "sample_compute_location",
+})
+
+ATTRS = (
+    "meta_schedule.parallel", "meta_schedule.vectorize", "meta_schedule.unroll_explicit",
+    "meta_schedule.unroll_implicit", "meta_schedule.cooperative_fetch",
+    "meta_schedule.tiling_structure", "meta_schedule.thread_extent_low_inclusive",
+    "meta_schedule.thread_extent_high_inclusive", "meta_schedule.auto_tensorize",
+    "meta_schedule.auto_tensorize_init", "meta_schedule.layout_rewrite_preproc",
+    "meta_schedule.random_compute_producer", "meta_schedule.inline_rule",
+    "software_pipeline_stage", "software_pipeline_order", "software_pipeline_async_stages",
+    "pragma_auto_unroll_max_step", "pragma_unroll_explicit",
+    "blockIdx.x", "blockIdx.y", "blockIdx.z", "threadIdx.x", "threadIdx.y", "threadIdx.z",
+    "vthread.x", "vthread.y", "vthread.z",
+    "global", "shared", "shared.dyn", "local", "warp",
+    "wmma.matrix_a", "wmma.matrix_b", "wmma.accumulator",
+)
+ATTR_IDS = {a: i + 2 for i, a in enumerate(ATTRS)}
+NUM_ATTRS = len(ATTRS) + 2
+NO_ATTR, UNK_ATTR = 0, 1
+
+NUM_FEATS = 24
+_MAX_FACTORS = 5
+
+
+def _log2p(x: float) -> float:
+    return math.log2(1.0 + abs(float(x)))
+
+
+# --- parsing the printed trace ---------------------------------------------------------------
+_LINE = re.compile(r"^\s*(?:(?P<outs>[\w, ]+?)\s*=\s*)?sch\.(?P<kind>\w+)\((?P<args>.*)\)\s*$")
+_FLOAT_CALL = re.compile(r"^T\.\w+\((.*)\)$")
+
+
+def _split_top(s: str) -> list[str]:
+    parts, depth, cur, quote = [], 0, [], False
+    for ch in s:
+        if ch == '"':
+            quote = not quote
+        elif not quote:
+            if ch in "([{":
+                depth += 1
+            elif ch in ")]}":
+                depth -= 1
+            elif ch == "," and depth == 0:
+                parts.append("".join(cur).strip())
+                cur = []
+                continue
+        cur.append(ch)
+    tail = "".join(cur).strip()
+    if tail:
+        parts.append(tail)
+    return parts
+
+
+class Ref(str):
+    """A random-variable name (b3, l7, v12) in the trace text."""
+
+
+def _value(s: str):
+    if not s:
+        return None
+    if s[0] == '"':
+        return s[1:-1]
+    if s[0] == "[" or s[0] == "(":
+        return [_value(p) for p in _split_top(s[1:-1])]
+    if s in ("None", "True", "False"):
+        return {"None": None, "True": True, "False": False}[s]
+    m = _FLOAT_CALL.match(s)
+    if m:
+        return _value(m.group(1))
+    try:
+        return int(s)
+    except ValueError:
+        pass
+    try:
+        return float(s)
+    except ValueError:
+        return Ref(s)
+
+
+@dataclass
+class Inst:
+    kind: str
+    args: list            # positional
+    kwargs: dict
+    outs: list[str]
+    index: int            # position among all instructions of the trace
+
+
+def parse_trace_text(text: str) -> list[Inst]:
+    insts = []
+    for line in text.splitlines():
+        m = _LINE.match(line)
+        if m is None:
+            continue
+        args, kwargs = [], {}
+        for part in _split_top(m.group("args")):
+            key, eq, val = part.partition("=")
+            if eq and re.fullmatch(r"\w+", key.strip()):
+                kwargs[key.strip()] = _value(val.strip())
+            else:
+                args.append(_value(part))
+        outs = [o.strip() for o in (m.group("outs") or "").split(",") if o.strip()]
+        insts.append(Inst(m.group("kind"), args, kwargs, outs, len(insts)))
+    return insts
+
+
+# --- operand context ---------------------------------------------------------------------------
+@dataclass(eq=False)
+class _Loop:
+    block: str | None
+    extent: int | None = None
+    reduce: float = 0.5   # 1 reduction, 0 spatial, 0.5 unknown
+
+
+@dataclass(eq=False)
+class _Block:
+    name: str
+    index: int
+    nest: list | None = None   # current list of _Loop, None when unknown
+    touched: bool = False
+
+
+@dataclass
+class TokenizedTrace:
+    kinds: np.ndarray      # int64 [L]
+    attrs: np.ndarray      # int64 [L]
+    feats: np.ndarray      # float32 [L, NUM_FEATS]
+    inst_index: np.ndarray  # int64 [L]: index of the instruction each token came from
+    num_unknown: int = 0
+
+    def __len__(self) -> int:
+        return len(self.kinds)
+
+
+@dataclass
+class _State:
+    blocks_info: dict        # block name -> {"extents": [...], "reduce": [...], "is_reduction": bool}
+    vals: dict = field(default_factory=dict)      # v-name -> int value
+    cat_frac: dict = field(default_factory=dict)  # v-name -> decision / (n-1)
+    locs: dict = field(default_factory=dict)      # l-name from sample_compute_location -> decision
+    loops: dict = field(default_factory=dict)     # l-name -> _Loop
+    blocks: dict = field(default_factory=dict)    # b-name -> _Block
+    order: dict = field(default_factory=dict)     # block name -> first-seen index
+
+
+def _block(st: _State, ref, name: str | None = None) -> _Block:
+    if ref in st.blocks:
+        return st.blocks[ref]
+    name = name or f"?{ref}"
+    idx = st.order.setdefault(name, len(st.order))
+    b = _Block(name, idx)
+    st.blocks[ref] = b
+    return b
+
+
+def _get_loops(st: _State, inst: Inst) -> None:
+    ref = inst.kwargs.get("block", inst.args[0] if inst.args else None)
+    blk = _block(st, ref)
+    n = len(inst.outs)
+    info = st.blocks_info.get(blk.name)
+    if blk.nest is not None and len(blk.nest) == n:
+        nest = blk.nest
+    elif not blk.touched and info is not None and len(info["extents"]) == n:
+        nest = [_Loop(blk.name, e, r) for e, r in zip(info["extents"], info["reduce"])]
+    else:
+        nest = [_Loop(blk.name) for _ in range(n)]
+    blk.nest = list(nest)
+    for o, lp in zip(inst.outs, nest):
+        st.loops[o] = lp
+
+
+def _loop_ctx(st: _State, ref) -> tuple[float, float, float, float, float]:
+    lp = st.loops.get(ref)
+    if lp is None:
+        return 0.0, 0.0, 0.0, 0.5, 0.0
+    blk = next((b for b in st.blocks.values() if b.nest is not None and any(x is lp for x in b.nest)), None)
+    pos, n = (next(i for i, x in enumerate(blk.nest) if x is lp), len(blk.nest)) if blk is not None else (0, 0)
+    ext = _log2p(lp.extent) if lp.extent else 0.0
+    return (pos / max(n, 1), _log2p(n), ext, lp.reduce, 1.0 if lp.extent else 0.0)
+
+
+def _replace_in_nest(st: _State, old: list, new: list) -> None:
+    for b in st.blocks.values():
+        if b.nest is None:
+            continue
+        idx = [i for i, lp in enumerate(b.nest) if any(lp is o for o in old)]
+        if idx:
+            b.nest = b.nest[: idx[0]] + new + [lp for lp in b.nest[idx[0]:] if not any(lp is o for o in old)]
+            b.touched = True
+
+
+def _attr_id(s) -> int:
+    if not isinstance(s, str) or isinstance(s, Ref):
+        return NO_ATTR
+    return ATTR_IDS.get(s, UNK_ATTR)
+
+
+def tokenize(text: str, blocks_info: dict | None = None) -> TokenizedTrace:
+    """Tokenize the printed trace ``text``. ``blocks_info`` (from state.task_info) gives the loop
+    extents of the unscheduled blocks; without it loop extents are unknown but tokens still form."""
+    st = _State(blocks_info or {})
+    insts = parse_trace_text(text)
+    kinds, attrs, feats, where = [], [], [], []
+    postproc, unknown, total = 0.0, 0, max(len(insts), 1)
+    for inst in insts:
+        k, kw, a = inst.kind, inst.kwargs, inst.args
+        if k == "get_sblock":
+            name = kw.get("name", a[0] if a else None)
+            for o in inst.outs:
+                _block(st, o, name)
+            continue
+        if k == "get_loops":
+            _get_loops(st, inst)
+            continue
+        if k in GETTERS:
+            for o in inst.outs:
+                _block(st, o)
+            continue
+        if k in ("sample_perfect_tile", "sample_partitioned_tile"):
+            for o, d in zip(inst.outs, kw.get("decision") or []):
+                st.vals[o] = d
+            continue
+        if k == "sample_categorical":
+            cands, d = kw.get("candidates") or [], kw.get("decision")
+            if inst.outs and d is not None and 0 <= d < len(cands):
+                st.vals[inst.outs[0]] = cands[d]
+                st.cat_frac[inst.outs[0]] = d / max(len(cands) - 1, 1)
+            continue
+        if k == "sample_compute_location":
+            if inst.outs:
+                st.locs[inst.outs[0]] = kw.get("decision", 0)
+            continue
+        if k == "enter_postproc":
+            postproc = 1.0
+        f = np.zeros(NUM_FEATS, np.float32)
+        f[0], f[1] = postproc, inst.index / total
+        attr = NO_ATTR
+        kid = KIND_IDS.get(k, UNK)
+        unknown += kid == UNK
+        loop_refs = [x for x in list(a) + list(kw.values()) if isinstance(x, Ref) and x in st.loops]
+        if k == "fuse" or k == "reorder":
+            loop_refs = [x for x in a if isinstance(x, Ref)]
+        block_refs = [x for x in list(a) + list(kw.values()) if isinstance(x, Ref) and x in st.blocks]
+        if loop_refs:
+            f[15], f[16], f[17], f[18], f[23] = _loop_ctx(st, loop_refs[0])
+            exts = [st.loops[x].extent for x in loop_refs if x in st.loops]
+            f[22] = _log2p(math.prod(exts)) if exts and all(exts) else 0.0
+        if block_refs:
+            b = st.blocks[block_refs[0]]
+            f[19] = b.index / max(len(st.order), 1)
+            info = st.blocks_info.get(b.name)
+            f[20] = float(info["is_reduction"]) if info else 0.5
+        f[21] = _log2p(len(loop_refs))
+        if k == "split":
+            loop = kw.get("loop", a[0] if a else None)
+            factors = kw.get("factors", a[1] if len(a) > 1 else [])
+            vals = [st.vals.get(x) if isinstance(x, Ref) else x for x in factors]
+            lp = st.loops.get(loop)
+            known = [v for v in vals if isinstance(v, int)]
+            if lp is not None and lp.extent and None in vals and known:
+                inferred = -(-lp.extent // max(math.prod(known), 1))
+                vals = [inferred if v is None else v for v in vals]
+            for i, v in enumerate(vals[:_MAX_FACTORS]):
+                f[2 + i] = math.log2(v) if isinstance(v, int) and v > 0 else 0.0
+            f[7], f[8] = len(vals) / _MAX_FACTORS, float(None in vals)
+            red = lp.reduce if lp is not None else 0.5
+            new = [_Loop(lp.block if lp else None, v if isinstance(v, int) else None, red) for v in vals]
+            if lp is not None:
+                _replace_in_nest(st, [lp], new)
+            for o, nl in zip(inst.outs, new):
+                st.loops[o] = nl
+        elif k == "fuse":
+            olds = [st.loops[x] for x in loop_refs if x in st.loops]
+            exts = [lp.extent for lp in olds]
+            ext = math.prod(exts) if olds and all(exts) else None
+            red = max((lp.reduce for lp in olds), default=0.5)
+            nl = _Loop(olds[0].block if olds else None, ext, red)
+            if olds:
+                _replace_in_nest(st, olds, [nl])
+            for o in inst.outs:
+                st.loops[o] = nl
+        elif k == "reorder":
+            olds = [st.loops[x] for x in loop_refs if x in st.loops]
+            for b in st.blocks.values():
+                if b.nest is not None:
+                    slots = [i for i, lp in enumerate(b.nest) if any(lp is o for o in olds)]
+                    mine = [o for o in olds if any(o is lp for lp in b.nest)]
+                    for i, o in zip(slots, mine):
+                        b.nest[i] = o
+        elif k in ("annotate", "unannotate"):
+            attr = _attr_id(kw.get("ann_key"))
+            v = kw.get("ann_val")
+            if isinstance(v, Ref):
+                f[9] = _log2p(st.vals.get(v, 0))
+                f[10] = st.cat_frac.get(v, 0.0)
+            elif isinstance(v, bool):
+                f[14] = float(v)
+            elif isinstance(v, (int, float)):
+                f[14] = _log2p(v)
+            elif isinstance(v, list):
+                f[14] = _log2p(len(v))
+        elif k in ("compute_at", "reverse_compute_at"):
+            loop = kw.get("loop", a[1] if len(a) > 1 else None)
+            if loop in st.locs:
+                d = st.locs[loop]
+                f[11], f[12], f[13] = float(d == -1), float(d == -2), _log2p(max(d, 0))
+            blk = st.blocks.get(kw.get("block"))
+            if blk is not None:
+                blk.nest, blk.touched = None, True
+        elif k == "bind":
+            attr = _attr_id(kw.get("thread_axis"))
+        elif k in ("cache_read", "cache_write", "reindex_cache_read", "reindex_cache_write", "set_scope"):
+            attr = _attr_id(kw.get("storage_scope"))
+            f[14] = _log2p(kw.get("read_buffer_index", kw.get("write_buffer_index", 0)) or 0)
+            for o in inst.outs:
+                _block(st, o, f"{k}:{o}").touched = True
+        elif k in ("compute_inline", "reverse_compute_inline"):
+            blk = st.blocks.get(kw.get("block"))
+            if blk is not None:
+                blk.nest, blk.touched = None, True
+        else:
+            for o in inst.outs:
+                if o.startswith("b"):
+                    _block(st, o, f"{k}:{o}")
+        kinds.append(kid)
+        attrs.append(attr)
+        feats.append(f)
+        where.append(inst.index)
+    return TokenizedTrace(
+        np.asarray(kinds, np.int64),
+        np.asarray(attrs, np.int64),
+        np.stack(feats) if feats else np.zeros((0, NUM_FEATS), np.float32),
+        np.asarray(where, np.int64),
+        unknown,
+    )
