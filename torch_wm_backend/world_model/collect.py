@@ -1,0 +1,250 @@
+"""``tvm-wm collect``: measure sampled schedules of the zoo's tasks into MetaSchedule JSON databases.
+
+One database directory per network under ``--out``. Resumable: a task that already holds ``--trials``
+records is skipped. Tasks of training networks whose workload also occurs in an evaluation network are
+dropped (the evaluation networks' own tasks go to their own databases, the test set). Next to each
+database, ``transitions/`` holds self-supervised data: replayed trace prefixes and the pooled
+PerStoreFeature of the program after them (no measurement needed).
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+DEFAULT_OUT = "benchmarks/work/wm_data"
+DEFAULT_ZOO = "benchmarks/zoo.py"
+
+
+def load_zoo(path: str):
+    spec = importlib.util.spec_from_file_location("wm_zoo", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["wm_zoo"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def cpu_target(cores: int = 2):
+    import tvm
+    from tvm.target import codegen
+
+    return tvm.target.Target({"kind": "llvm", "mcpu": codegen.llvm_get_system_cpu(), "num-cores": cores})
+
+
+def network_tasks(zoo, name: str, target) -> list:
+    """Tuning tasks of a zoo network, heaviest (weight x flop) first."""
+    import torch
+    import tvm
+    from tvm import relax
+    from tvm.relax.frontend.torch import from_exported_program
+    from tvm.s_tir import meta_schedule as ms
+
+    model, inputs = zoo.build(name)
+    with torch.no_grad():
+        ep = torch.export.export(model, inputs)
+    mod = from_exported_program(ep, keep_params_as_input=True)
+    mod = tvm.transform.Sequential([
+        relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern(),
+        relax.transform.FoldConstant(), relax.transform.FuseOps(), relax.transform.FuseTIR(),
+    ])(mod)
+    tasks = ms.relax_integration.extract_tasks(mod, target)
+    return sorted(tasks, key=lambda t: -float(t.weight) * float(getattr(t, "flop_count", 1) or 1))
+
+
+def task_hash(task) -> str:
+    import tvm_ffi
+
+    from .state import func_of
+
+    return f"{tvm_ffi.structural_hash(func_of(task.dispatched[0])) & 0xFFFFFFFFFFFF:x}"
+
+
+def sample_candidates(mod, target, n: int, seed: int) -> list:
+    from tvm.s_tir import meta_schedule as ms
+
+    ctx = ms.TuneContext(mod=mod, target=target, space_generator="post-order-apply",
+                         search_strategy="replay-trace", num_threads=1, rand_state=seed)
+    ctx.pre_tuning(max_trials=n, num_trials_per_iter=n)
+    return list(ctx.generate_measure_candidates() or [])
+
+
+def measure(cands, target, builder, runner) -> list:
+    """Run times (seconds, median) per candidate; None where build or run failed."""
+    from tvm.s_tir import meta_schedule as ms
+
+    built = builder.build([ms.builder.BuilderInput(c.sch.mod, target) for c in cands])
+    ok = [i for i, b in enumerate(built) if b.error_msg is None]
+    device = "cpu" if target.kind.name == "llvm" else target.kind.name
+    futures = runner.run([ms.runner.RunnerInput(built[i].artifact_path, device,
+                                                cands[i].args_info) for i in ok])
+    out = [None] * len(cands)
+    for i, fut in zip(ok, futures):
+        res = fut.result()
+        if res.error_msg is None and res.run_secs:
+            out[i] = [float(s) for s in res.run_secs]
+    return out
+
+
+def prefix_transitions(mod, target, text: str, blocks: dict, cuts: int = 4) -> dict | None:
+    """Replay ``cuts`` prefixes of a trace; return token positions and pooled features after them."""
+    import tvm
+    from tvm.s_tir import Schedule
+    from tvm.s_tir.schedule import Trace
+
+    from . import state, tokenizer
+
+    tok = tokenizer.tokenize(text, blocks)
+    if len(tok) < 2:
+        return None
+    sch0 = Schedule(mod)
+    full = None
+    positions, feats = [], []
+    for j in sorted(set(np.linspace(0, len(tok) - 1, cuts).round().astype(int).tolist())):
+        k = int(tok.inst_index[j]) + 1
+        try:
+            if full is None:
+                full = _trace_of(text, mod)
+            insts = list(full.insts)[:k]
+            trace = Trace(insts, {i: full.decisions[i] for i in insts if i in full.decisions})
+            sch = Schedule(mod)
+            trace.apply_to_schedule(sch, remove_postproc=False)
+            feats.append(state.extract_pooled(sch, target))
+            positions.append(j)
+        except Exception as err:  # noqa: BLE001 - a prefix that cannot be replayed is skipped
+            log.debug("prefix replay failed: %s", err)
+    del sch0, tvm
+    if not positions:
+        return None
+    return {"positions": positions, "feats": np.stack(feats)}
+
+
+_TRACE_CACHE: dict = {}
+
+
+def _trace_of(text, mod):
+    return _TRACE_CACHE[text]
+
+
+def collect_network(zoo, name, out: Path, target, trials: int, max_tasks: int, skip: set,
+                    builder, runner, pbar, extra_unmeasured: int = 8) -> int:
+    from tvm.s_tir import meta_schedule as ms
+    import tvm
+
+    from . import state
+
+    net_dir = out / name
+    net_dir.mkdir(parents=True, exist_ok=True)
+    manifest_path = net_dir / "tasks.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    db = ms.database.JSONDatabase(work_dir=str(net_dir))
+    (net_dir / "transitions").mkdir(exist_ok=True)
+    tasks = network_tasks(zoo, name, target)
+    done = 0
+    for t in [t for t in tasks if task_hash(t) not in skip][:max_tasks]:
+        h = task_hash(t)
+        mod = t.dispatched[0]
+        manifest[h] = {"name": t.task_name, "weight": int(t.weight)}
+        wl = db.commit_workload(mod)
+        have = len(db.get_top_k(wl, 100000))
+        if have >= trials:
+            pbar.update(trials)
+            continue
+        cands = sample_candidates(mod, target, trials - have, seed=(int(h, 16) + have) % (2**31))
+        secs = measure(cands, target, builder, runner)
+        for c, s in zip(cands, secs):
+            if s is not None:
+                db.commit_tuning_record(ms.database.TuningRecord(
+                    c.sch.trace, wl, [tvm.tirx.FloatImm("float64", x) for x in s], target,
+                    ms.arg_info.ArgInfo.from_prim_func(state.func_of(mod))))
+        done += sum(s is not None for s in secs)
+        extra = sample_candidates(mod, target, extra_unmeasured, seed=int(h, 16) % (2**31) + 7)
+        _save_transitions(mod, target, cands + extra, net_dir / "transitions" / f"{h}_{have}.npz")
+        pbar.update(trials - have)
+        manifest_path.write_text(json.dumps(manifest, indent=1))
+    manifest_path.write_text(json.dumps(manifest, indent=1))
+    return done
+
+
+def _save_transitions(mod, target, cands, path: Path) -> None:
+    from . import state
+
+    info = state.task_info(mod, target)
+    texts, pos, feats = [], [], []
+    for c in cands:
+        text = str(c.sch.trace)
+        _TRACE_CACHE.clear()
+        _TRACE_CACHE[text] = c.sch.trace
+        tr = prefix_transitions(mod, target, text, info.blocks)
+        if tr is not None:
+            texts.append(text)
+            pos.append(np.asarray(tr["positions"], np.int64))
+            feats.append(tr["feats"].astype(np.float16))
+    if texts:
+        np.savez_compressed(path, texts=np.array(texts, dtype=object), state=info.state,
+                            positions=np.array(pos, dtype=object), feats=np.array(feats, dtype=object))
+
+
+def eval_hashes(zoo, out: Path, target) -> set:
+    cache = out / "eval_hashes.json"
+    if cache.exists():
+        return set(json.loads(cache.read_text()))
+    hashes = set()
+    for name in zoo.EVAL:
+        hashes |= {task_hash(t) for t in network_tasks(zoo, name, target)}
+    out.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(sorted(hashes)))
+    return hashes
+
+
+def run(args) -> int:
+    from tqdm import tqdm
+    from tvm.s_tir import meta_schedule as ms
+
+    zoo = load_zoo(args.zoo)
+    out = Path(args.out)
+    target = cpu_target(args.cores)
+    held_out = eval_hashes(zoo, out, target)
+    nets = args.networks or _interleave(list(zoo.EVAL), list(zoo.TRAIN))
+    builder = ms.builder.LocalBuilder(max_workers=args.cores, timeout_sec=60)
+    runner = ms.runner.LocalRunner(timeout_sec=20, evaluator_config=ms.runner.EvaluatorConfig(
+        number=3, repeat=1, min_repeat_ms=0, enable_cpu_cache_flush=False))
+    seen: set = set()
+    t0 = time.time()
+    with tqdm(total=len(nets) * args.max_tasks * args.trials, desc="measure", unit="cand") as pbar:
+        for name in nets:
+            is_eval = name in zoo.EVAL
+            skip = seen if is_eval else (held_out | seen)
+            n = collect_network(zoo, name, out, target, args.trials,
+                                args.eval_tasks if is_eval else args.max_tasks, skip, builder, runner,
+                                pbar)
+            seen |= set(json.loads((out / name / "tasks.json").read_text()))
+            log.info("%s: %d new records (%.0f s)", name, n, time.time() - t0)
+    return 0
+
+
+def _interleave(evals: list, trains: list) -> list:
+    """Evaluation and training networks alternately, so a short run yields both splits."""
+    out, step = [], max(len(trains) // max(len(evals), 1), 1)
+    for i in range(0, len(trains), step):
+        if evals:
+            out.append(evals.pop(0))
+        out += trains[i:i + step]
+    return out + evals
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("collect", help="measure sampled schedules of the zoo into databases")
+    p.add_argument("--zoo", default=DEFAULT_ZOO, help="python file defining TRAIN, EVAL, build()")
+    p.add_argument("--out", default=DEFAULT_OUT)
+    p.add_argument("--networks", nargs="*", help="subset of zoo networks (default: all)")
+    p.add_argument("--trials", type=int, default=16, help="measured candidates per task")
+    p.add_argument("--max-tasks", type=int, default=12, help="heaviest tasks per training network")
+    p.add_argument("--eval-tasks", type=int, default=8, help="heaviest tasks per evaluation network")
+    p.add_argument("--cores", type=int, default=2)
+    p.set_defaults(func=run)
