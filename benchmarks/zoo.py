@@ -216,7 +216,7 @@ def _ids(b, t):
 
 
 # name -> (builder, inputs builder). Training nets use other sizes than the evaluation nets.
-TRAIN = {}
+TRAIN = {}  # interleaved kinds so that a partial collection covers CNNs and transformers
 for _b in (1, 4):
     TRAIN.update({
         f"resnet18_b{_b}": (lambda: resnet(Basic, [2, 2, 2, 2]), lambda b=_b: _img(b, 160)),
@@ -235,6 +235,10 @@ for _b in (1, 4):
         f"gpt_medium_b{_b}": (lambda: Transformer(640, 2, 10, vocab=1000, causal=True),
                               lambda b=_b: _ids(b, 48)),
     })
+
+_ORDER = ("resnet18", "gpt_mini", "bert_mini", "squeezenet", "vit_small", "mobilenet", "efficient_like",
+          "mixer", "resnet34", "gpt_medium", "bert_medium", "densenet_small", "shufflenet_like", "vgg11")
+TRAIN = {k: TRAIN[k] for k in sorted(TRAIN, key=lambda k: (k[-1], [o in k for o in _ORDER].index(True)))}
 
 EVAL = {
     "resnet50": (lambda: resnet(Bottleneck, [3, 4, 6, 3]), lambda: _img(1, 224)),

@@ -229,13 +229,15 @@ def run(args) -> int:
 
 
 def _interleave(evals: list, trains: list) -> list:
-    """Evaluation and training networks alternately, so a short run yields both splits."""
-    out, step = [], max(len(trains) // max(len(evals), 1), 1)
-    for i in range(0, len(trains), step):
+    """Evaluation and training networks alternately (one eval net every few training nets), so a
+    short run yields both splits early."""
+    out, step = [], 3
+    while evals or trains:
         if evals:
             out.append(evals.pop(0))
-        out += trains[i:i + step]
-    return out + evals
+        out += trains[:step]
+        trains = trains[step:]
+    return out
 
 
 def add_parser(subparsers) -> None:
