@@ -15,6 +15,8 @@ setup(
         "filelock",
         "platformdirs",
         "tqdm",
+        "cloudpickle",  # MetaSchedule's builder and runner pools
+        "psutil",
     ],
     extras_require={
         "test": ["pytest", "transformers>=5"],

@@ -17,6 +17,7 @@ from ..lower.target import _cpu_cores
 from ..settings import Settings
 from . import cost_models, progress, tasks as task_lib
 from .budget import Budget
+from .builder import PersistentBuilder
 
 log = logging.getLogger("torch_wm_backend")
 
@@ -24,8 +25,24 @@ BUILD_TIMEOUT_S = 30.0
 RUN_TIMEOUT_S = 10.0
 
 
+def _quiet_metaschedule() -> None:
+    # MetaSchedule prints every trial to the console unless its logger already has a level; our
+    # progress bar and table say it shorter. Its per-task logs still go to the work dir.
+    ms_logger = logging.getLogger("tvm.s_tir.meta_schedule")
+    if ms_logger.level == logging.NOTSET:
+        ms_logger.setLevel(logging.WARNING)
+
+
+def make_search(trials: int):
+    """MetaSchedule's evolutionary search, its population scaled to the budget: the default 512
+    costs minutes of CPU per task before the first measurement, which a budget of 8 cannot repay."""
+    population = min(512, max(64, 16 * trials))
+    return ms.search_strategy.EvolutionarySearch(
+        population_size=population, init_min_unmeasured=min(50, population // 2))
+
+
 def make_builder(num_cores: int):
-    return ms.builder.LocalBuilder(max_workers=num_cores, timeout_sec=BUILD_TIMEOUT_S)
+    return PersistentBuilder(max_workers=num_cores, timeout_sec=BUILD_TIMEOUT_S)
 
 
 def make_runner(settings: Settings):
@@ -51,14 +68,17 @@ def tune(mod, target, settings: Settings, database, budget: Budget | None = None
     todo = task_lib.untuned(all_tasks, database, settings.trials)
     if not todo:
         return database
+    _quiet_metaschedule()
     num_cores = _cpu_cores()
     work_dir = tempfile.mkdtemp(prefix="tvm_wm_tune_")
     contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-        todo, work_dir, seed=settings.seed, num_threads=num_cores)
+        todo, work_dir, strategy=make_search(settings.trials), seed=settings.seed,
+        num_threads=num_cores)
     names = [t.task_name for t in todo]
     bar = progress.Progress(settings.trials * len(todo), names, budget.deadline(),
                             desc=f"tuning {name or 'subgraph'} ({len(todo)} tasks)")
     counters.bump("tasks_tuned", len(todo))
+    builder = make_builder(num_cores)
     try:
         ms.tune_tasks(
             tasks=contexts,
@@ -67,7 +87,7 @@ def tune(mod, target, settings: Settings, database, budget: Budget | None = None
             max_trials_global=settings.trials * len(todo),
             max_trials_per_task=settings.trials,
             num_trials_per_iter=min(64, settings.trials),
-            builder=make_builder(num_cores),
+            builder=builder,
             runner=make_runner(settings),
             database=database,
             cost_model=cost_models.create(settings.cost_model, target, num_cores),
@@ -82,6 +102,7 @@ def tune(mod, target, settings: Settings, database, budget: Budget | None = None
                     type(err).__name__, str(err).splitlines()[0] if str(err) else "")
     finally:
         bar.close()
+        builder.shutdown()
         shutil.rmtree(work_dir, ignore_errors=True)
     _log_table(todo, weights, database, bar)
     return database
