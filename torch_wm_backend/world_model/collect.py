@@ -54,7 +54,16 @@ def network_tasks(zoo, name: str, target) -> list:
         relax.transform.FoldConstant(), relax.transform.FuseOps(), relax.transform.FuseTIR(),
     ])(mod)
     tasks = ms.relax_integration.extract_tasks(mod, target)
-    return sorted(tasks, key=lambda t: -float(t.weight) * float(getattr(t, "flop_count", 1) or 1))
+    return sorted(tasks, key=lambda t: -float(t.weight) * task_flops(t))
+
+
+def task_flops(task) -> float:
+    from tvm.s_tir.analysis import estimate_tir_flops
+
+    try:
+        return float(estimate_tir_flops(task.dispatched[0]))
+    except Exception:  # noqa: BLE001 - unknown flops rank last
+        return 1.0
 
 
 def task_hash(task) -> str:
@@ -145,28 +154,34 @@ def collect_network(zoo, name, out: Path, target, trials: int, max_tasks: int, s
     db = ms.database.JSONDatabase(work_dir=str(net_dir))
     (net_dir / "transitions").mkdir(exist_ok=True)
     tasks = network_tasks(zoo, name, target)
-    done = 0
+    pending = []   # sample every task first: one builder/runner pool start per network, not per task
     for t in [t for t in tasks if task_hash(t) not in skip][:max_tasks]:
         h = task_hash(t)
         mod = t.dispatched[0]
-        manifest[h] = {"name": t.task_name, "weight": int(t.weight)}
+        manifest[h] = {"name": t.task_name, "weight": int(t.weight), "flops": task_flops(t)}
         wl = db.commit_workload(mod)
         have = len(db.get_top_k(wl, 100000))
         if have >= trials:
             pbar.update(trials)
             continue
         cands = sample_candidates(mod, target, trials - have, seed=(int(h, 16) + have) % (2**31))
-        secs = measure(cands, target, builder, runner)
-        for c, s in zip(cands, secs):
+        pending.append((h, mod, wl, have, cands))
+    flat = [c for *_, cands in pending for c in cands]
+    secs = measure(flat, target, builder, runner) if flat else []
+    done, i = 0, 0
+    for h, mod, wl, have, cands in pending:
+        args_info = ms.arg_info.ArgInfo.from_prim_func(state.func_of(mod))
+        for c, s in zip(cands, secs[i:i + len(cands)]):
             if s is not None:
                 db.commit_tuning_record(ms.database.TuningRecord(
-                    c.sch.trace, wl, [tvm.tirx.FloatImm("float64", x) for x in s], target,
-                    ms.arg_info.ArgInfo.from_prim_func(state.func_of(mod))))
-        done += sum(s is not None for s in secs)
+                    c.sch.trace, wl, [tvm.tirx.FloatImm("float64", x) for x in s], target, args_info))
+                done += 1
+        log.info("%s %s: %d/%d measured", name, manifest[h]["name"], sum(
+            s is not None for s in secs[i:i + len(cands)]), len(cands))
+        i += len(cands)
         extra = sample_candidates(mod, target, extra_unmeasured, seed=int(h, 16) % (2**31) + 7)
         _save_transitions(mod, target, cands + extra, net_dir / "transitions" / f"{h}_{have}.npz")
         pbar.update(trials - have)
-        manifest_path.write_text(json.dumps(manifest, indent=1))
     manifest_path.write_text(json.dumps(manifest, indent=1))
     return done
 

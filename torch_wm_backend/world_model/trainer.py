@@ -1,6 +1,151 @@
-"""``tvm-wm train`` (placeholder until the trainer lands)."""
+"""``tvm-wm train``: fit the world model on ``tvm-wm collect``'s data.
+
+Loss = pairwise ranking (labels min_cost/cost within a task) + lambda * dynamics (z_t predicts the
+normalised pooled PerStoreFeature of the replayed prefix). Validation networks are held out whole.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import dataset
+from .adapter import WEIGHTS_FILE, default_config, save_weights
+from .network import WorldModel, collate, pairwise_rank_loss
+
+log = logging.getLogger(__name__)
+
+
+def _fit_norm(net: WorldModel, groups, transitions, hw: np.ndarray) -> None:
+    def set_(name, rows):
+        rows = np.asarray(rows, np.float32)
+        mean, std = rows.mean(0), rows.std(0)
+        std = np.where(std < 1e-3, 1.0, std)
+        getattr(net, f"{name}_mean").copy_(torch.from_numpy(mean))
+        getattr(net, f"{name}_std").copy_(torch.from_numpy(std))
+
+    states = [g.state for g in groups] + [t.state for t in transitions]
+    set_("state", states)
+    feats = np.concatenate([t.feats for g in groups for t in g.tokens][:20000]
+                           + [t.tokens.feats for t in transitions][:5000])
+    set_("feat", feats)
+    getattr(net, "hw_mean").copy_(torch.from_numpy(hw))
+    if transitions:
+        set_("dyn", np.concatenate([t.feats for t in transitions]))
+
+
+def score_groups(net: WorldModel, groups, hw: torch.Tensor) -> list:
+    out = []
+    net.eval()
+    with torch.no_grad():
+        for g in groups:
+            kinds, attrs, feats, mask = collate(g.tokens)
+            st = torch.from_numpy(g.state)[None]
+            out.append(net(st, kinds, attrs, feats, mask, hw).numpy())
+    return out
+
+
+def _rank_batch(net, groups, hw):
+    toks, states, labels, gid = [], [], [], []
+    for i, g in enumerate(groups):
+        toks += g.tokens
+        states += [g.state] * len(g.tokens)
+        labels.append(g.costs.min() / g.costs)
+        gid += [i] * len(g.tokens)
+    kinds, attrs, feats, mask = collate(toks)
+    scores = net(torch.from_numpy(np.stack(states)), kinds, attrs, feats, mask, hw)
+    return pairwise_rank_loss(scores, torch.from_numpy(np.concatenate(labels).astype(np.float32)),
+                              torch.tensor(gid))
+
+
+def _dyn_batch(net, trs):
+    kinds, attrs, feats, mask = collate([t.tokens for t in trs])
+    st = torch.from_numpy(np.stack([t.state for t in trs]))
+    _, traj = net(st, kinds, attrs, feats, mask, net.hw_mean[None], keep_traj=True)
+    rows = torch.cat([torch.full((len(t.positions),), i) for i, t in enumerate(trs)])
+    cols = torch.from_numpy(np.concatenate([t.positions for t in trs]))
+    target = torch.from_numpy(np.concatenate([t.feats for t in trs]))
+    target = (target - net.dyn_mean) / net.dyn_std
+    return torch.nn.functional.mse_loss(net.predict_dynamics(traj[rows, cols]), target)
+
+
+def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 400, lr: float = 2e-3,
+          dyn_weight: float = 0.3, seed: int = 0) -> dict:
+    from . import hardware
+    from .collect import cpu_target, load_zoo
+
+    torch.manual_seed(seed)
+    random.seed(seed)
+    target = cpu_target()
+    zoo_eval = set(load_zoo("benchmarks/zoo.py").EVAL) if Path("benchmarks/zoo.py").exists() else set()
+    nets = [n for n in dataset.networks_in(root) if n not in zoo_eval]
+    if val_networks is None:   # hold out whole networks: every fifth, deterministically
+        val_networks = nets[2::5]
+    train_nets = [n for n in nets if n not in val_networks]
+    t0 = time.time()
+    groups = dataset.load_groups(root, train_nets, target)
+    val = dataset.load_groups(root, val_networks, target)
+    trans = dataset.load_transitions(root, train_nets, target)
+    hw_np = hardware.hardware_features(target)
+    hw = torch.from_numpy(hw_np)[None]
+    log.info("train: %d tasks / %d records from %d networks; %d transitions; val %d tasks (%s)",
+             len(groups), sum(len(g.costs) for g in groups), len(train_nets), len(trans), len(val),
+             ",".join(val_networks))
+    if not groups:
+        raise RuntimeError(f"no measured tasks under {root}: run `tvm-wm collect` first")
+    net = WorldModel(default_config())
+    _fit_norm(net, groups, trans, hw_np)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    best, best_state, history = -1.0, None, []
+    for step in range(steps):
+        net.train()
+        opt.zero_grad()
+        loss = _rank_batch(net, random.sample(groups, min(8, len(groups))), hw)
+        if trans and dyn_weight > 0:
+            loss = loss + dyn_weight * _dyn_batch(net, random.sample(trans, min(16, len(trans))))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        if (step + 1) % 50 == 0 or step + 1 == steps:
+            m = dataset.ranking_metrics(val or groups, score_groups(net, val or groups, hw))
+            history.append({"step": step + 1, "loss": float(loss.detach()), **m})
+            log.info("step %d loss %.4f val pairwise %.3f top1 %.3f", step + 1, float(loss.detach()),
+                     m["pairwise_acc"], m["top1"])
+            if m["pairwise_acc"] > best:
+                best, best_state = m["pairwise_acc"], {k: v.clone() for k, v in net.state_dict().items()}
+    net.load_state_dict(best_state)
+    save_weights(net, out_path)
+    meta = {"train_networks": train_nets, "val_networks": list(val_networks),
+            "train_tasks": len(groups), "train_records": int(sum(len(g.costs) for g in groups)),
+            "transitions": len(trans), "steps": steps, "train_seconds": round(time.time() - t0, 1),
+            "best_val_pairwise_acc": best, "history": history, "config": net.cfg.to_dict()}
+    Path(out_path).with_suffix(".json").write_text(json.dumps(meta, indent=1))
+    return meta
+
+
+def run(args) -> int:
+    meta = train(args.data, args.out, args.val, args.steps, args.lr, args.dyn_weight, args.seed)
+    log.info("trained in %.0f s; best validation pairwise accuracy %.3f; weights in %s",
+             meta["train_seconds"], meta["best_val_pairwise_acc"], args.out)
+    return 0
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("train", help="train the world model")
-    p.set_defaults(func=lambda args: 0)
+    from .collect import DEFAULT_OUT
+
+    p = subparsers.add_parser("train", help="train the world model on collected databases")
+    p.add_argument("--data", default=DEFAULT_OUT)
+    p.add_argument("--out", default=str(WEIGHTS_FILE))
+    p.add_argument("--val", nargs="*", default=None, help="validation networks (held out whole)")
+    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--dyn-weight", type=float, default=0.3)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=run)

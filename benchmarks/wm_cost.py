@@ -1,0 +1,92 @@
+"""Evaluator cost: milliseconds per 1,000 candidates, world model vs replay + PerStoreFeature + XGB.
+
+Same candidates, one run, side by side. Writes benchmarks/results/wm_cost.{json,md}.
+
+    python benchmarks/wm_cost.py [--n 1000]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import tvm
+from tvm import te
+from tvm.s_tir import Schedule
+from tvm.s_tir import meta_schedule as ms
+
+from torch_wm_backend.world_model import create_cost_model, state
+from torch_wm_backend.world_model.collect import cpu_target, sample_candidates
+
+
+def _workload():
+    """A conv2d + bias + relu (ResNet-like 3x3, 28x28x128), the typical heavy task."""
+    x = te.placeholder((1, 128, 30, 30), name="X")
+    w = te.placeholder((128, 128, 3, 3), name="W")
+    rc, ry, rx = te.reduce_axis((0, 128)), te.reduce_axis((0, 3)), te.reduce_axis((0, 3))
+    c = te.compute((1, 128, 28, 28), lambda n, f, y, xx: te.sum(
+        x[n, rc, y + ry, xx + rx] * w[f, rc, ry, rx], axis=[rc, ry, rx]), name="conv")
+    r = te.compute(c.shape, lambda *i: te.max(c(*i), 0.0), name="relu")
+    return tvm.IRModule({"main": te.create_prim_func([x, w, r])})
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--out", default="benchmarks/results")
+    args = ap.parse_args()
+    target = cpu_target()
+    mod = _workload()
+    cands = sample_candidates(mod, target, args.n, seed=0)
+    ctx = ms.TuneContext(mod=mod, target=target, num_threads=1)
+
+    xgb = ms.cost_model.XGBModel(num_warmup_samples=0, adaptive_training=False)
+    rng = np.random.default_rng(0)
+    xgb.update(ctx, cands[:64], [ms.runner.RunnerResult([tvm.tirx.FloatImm("float64", float(s))],
+                                                        None) for s in rng.random(64) + 0.1])
+    wm = create_cost_model(target)
+    wm.predict(ctx, cands[:8])                        # task state cached, as after the first batch
+    extractions = state.COUNTERS["feature_extractions"]
+
+    t0 = time.perf_counter()
+    wm.predict(ctx, cands)
+    t_wm = time.perf_counter() - t0
+    assert state.COUNTERS["feature_extractions"] == extractions, "wm extracted features per candidate"
+
+    t0 = time.perf_counter()
+    replayed = []
+    for c in cands:
+        sch = Schedule(mod)
+        c.sch.trace.apply_to_schedule(sch, remove_postproc=False)
+        replayed.append(ms.MeasureCandidate(sch, c.args_info))
+    t_replay = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    xgb.predict(ctx, replayed)
+    t_xgb = time.perf_counter() - t0
+
+    n = len(cands)
+    res = {"candidates": n, "workload": "conv2d 3x3 128->128 @28x28 + relu, llvm",
+           "ms_per_1000": {"wm_predict": 1e6 * t_wm / n, "replay": 1e6 * t_replay / n,
+                           "psf_plus_xgb_predict": 1e6 * t_xgb / n,
+                           "replay_psf_xgb_total": 1e6 * (t_replay + t_xgb) / n},
+           "speedup_wm_vs_replay_psf_xgb": (t_replay + t_xgb) / t_wm}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "wm_cost.json").write_text(json.dumps(res, indent=1))
+    m = res["ms_per_1000"]
+    md = "\n".join([
+        "# Evaluator cost (ms per 1,000 candidates, same candidates, one run, shared 2-core CPU)", "",
+        "| evaluator | ms / 1000 |", "|---|---|",
+        f"| world model predict (trace text -> tokens -> network) | {m['wm_predict']:.0f} |",
+        f"| replay traces | {m['replay']:.0f} |",
+        f"| PerStoreFeature + XGB predict | {m['psf_plus_xgb_predict']:.0f} |",
+        f"| replay + PerStoreFeature + XGB (total) | {m['replay_psf_xgb_total']:.0f} |", "",
+        f"World model is {res['speedup_wm_vs_replay_psf_xgb']:.1f}x cheaper per candidate.", ""])
+    (out / "wm_cost.md").write_text(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()

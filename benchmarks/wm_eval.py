@@ -1,0 +1,106 @@
+"""Offline accuracy of the world model vs MetaSchedule's XGB and MLP on held-out networks.
+
+All three learn from the same training networks' records (split by whole network, never by record)
+and are scored on the evaluation networks' records: pairwise accuracy and top-1/top-5 score.
+Writes benchmarks/results/wm_eval.{json,md}.
+
+    python benchmarks/wm_eval.py [--data benchmarks/work/wm_data]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from torch_wm_backend.world_model import dataset, hardware
+from torch_wm_backend.world_model.adapter import WEIGHTS_FILE, load_weights
+from torch_wm_backend.world_model.collect import cpu_target, load_zoo
+from torch_wm_backend.world_model.trainer import score_groups
+
+
+def _ms_inputs(g, target):
+    from tvm.s_tir import meta_schedule as ms
+
+    ctx = ms.TuneContext(mod=g.mod, target=target, num_threads=1)
+    cands = [r.as_measure_candidate() for r in g.records]
+    results = [ms.runner.RunnerResult(r.run_secs, None) for r in g.records]
+    return ctx, cands, results
+
+
+def baseline_scores(kind, train, test, target):
+    from tvm.s_tir import meta_schedule as ms
+    from tvm.s_tir.meta_schedule.cost_model import mlp_model
+
+    t0 = time.time()
+    if kind == "xgb":
+        model = ms.cost_model.XGBModel(num_warmup_samples=0, adaptive_training=False)
+        for g in train:
+            model.update(*_ms_inputs(g, target))
+    else:
+        trainer = mlp_model.SegmentSumMLPTrainer()
+        for g in train:
+            ctx, cands, results = _ms_inputs(g, target)
+            feats, costs = mlp_model.extract_features(ctx, cands, results, trainer.state.extractor)
+            trainer.state.add_to_group(feats, costs, g.network + g.key)
+        trainer.train_full()
+        model = mlp_model.MLPModel(trainer=trainer)
+    fit = time.time() - t0
+    scores = []
+    for g in test:
+        ctx, cands, _ = _ms_inputs(g, target)
+        scores.append(np.asarray(model.predict(ctx, cands)))
+    return scores, fit
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", default="benchmarks/work/wm_data")
+    ap.add_argument("--weights", default=str(WEIGHTS_FILE))
+    ap.add_argument("--out", default="benchmarks/results")
+    args = ap.parse_args()
+    target = cpu_target()
+    zoo = load_zoo("benchmarks/zoo.py")
+    nets = dataset.networks_in(args.data)
+    meta_path = Path(args.weights).with_suffix(".json")
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    train_nets = meta.get("train_networks") or [n for n in nets if n not in zoo.EVAL]
+    test_nets = [n for n in nets if n in zoo.EVAL]
+    train = dataset.load_groups(args.data, train_nets, target, keep_mod=True)
+    test = dataset.load_groups(args.data, test_nets, target, keep_mod=True)
+    hw = torch.from_numpy(hardware.hardware_features(target))[None]
+    res = {"train_networks": train_nets, "test_networks": test_nets,
+           "train_tasks": len(train), "train_records": int(sum(len(g.costs) for g in train)),
+           "test_tasks": len(test), "test_records": int(sum(len(g.costs) for g in test)), "models": {}}
+    net = load_weights(args.weights)
+    res["models"]["wm"] = dataset.ranking_metrics(test, score_groups(net, test, hw))
+    rng = np.random.default_rng(0)
+    res["models"]["random"] = dataset.ranking_metrics(test, [rng.random(len(g.costs)) for g in test])
+    for kind in ("xgb", "mlp"):
+        try:
+            scores, fit = baseline_scores(kind, train, test, target)
+            res["models"][kind] = {**dataset.ranking_metrics(test, scores), "fit_seconds": round(fit, 1)}
+        except Exception as err:  # noqa: BLE001 - report a failing baseline, keep the others
+            res["models"][kind] = {"error": repr(err)[:300]}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "wm_eval.json").write_text(json.dumps(res, indent=1))
+    lines = [f"# World model offline accuracy (held-out networks: {', '.join(test_nets)})", "",
+             f"Training: {res['train_records']} records / {res['train_tasks']} tasks from "
+             f"{len(train_nets)} networks. Test: {res['test_records']} records / "
+             f"{res['test_tasks']} tasks.", "",
+             "| model | pairwise acc | top-1 | top-5 |", "|---|---|---|---|"]
+    for name, m in res["models"].items():
+        if "error" in m:
+            lines.append(f"| {name} | error: {m['error'][:80]} | | |")
+        else:
+            lines.append(f"| {name} | {m['pairwise_acc']:.3f} | {m['top1']:.3f} | {m['top5']:.3f} |")
+    (out / "wm_eval.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""Training data from ``tvm-wm collect``'s databases: measured ranking groups and dynamics transitions."""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import tokenizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TaskGroup:
+    """The measured candidates of one task of one network."""
+    network: str
+    key: str
+    weight: int
+    state: np.ndarray
+    tokens: list
+    costs: np.ndarray          # seconds, one per token list
+    texts: list = field(default_factory=list)
+    mod: object = None         # the workload IRModule (for baselines that replay)
+    records: list = field(default_factory=list)
+
+
+@dataclass
+class Transition:
+    """A trace with pooled PerStoreFeature targets after some of its steps."""
+    state: np.ndarray
+    tokens: object
+    positions: np.ndarray
+    feats: np.ndarray
+
+
+def networks_in(root: Path) -> list[str]:
+    return sorted(p.name for p in Path(root).iterdir() if (p / "database_workload.json").exists())
+
+
+def load_groups(root, networks, target, keep_mod: bool = False) -> list[TaskGroup]:
+    import tvm_ffi
+    from tvm.s_tir import meta_schedule as ms
+
+    from . import state
+
+    groups = []
+    for net in networks:
+        d = Path(root) / net
+        if not (d / "database_tuning_record.json").exists():
+            continue
+        manifest = json.loads((d / "tasks.json").read_text()) if (d / "tasks.json").exists() else {}
+        db = ms.database.JSONDatabase(work_dir=str(d))
+        by_wl: dict = {}
+        for rec in db.get_all_tuning_records():
+            if not rec.run_secs:
+                continue
+            h = f"{tvm_ffi.structural_hash(state.func_of(rec.workload.mod)) & 0xFFFFFFFFFFFF:x}"
+            by_wl.setdefault(h, (rec.workload.mod, []))[1].append(rec)
+        for h, (mod, recs) in by_wl.items():
+            if len(recs) < 2:
+                continue
+            # The database keeps records sorted by run time; shuffle so ties cannot leak the order.
+            order = np.random.default_rng(int(h, 16)).permutation(len(recs))
+            recs = [recs[i] for i in order]
+            info = state.task_info(mod, target)
+            texts = [str(r.trace) for r in recs]
+            costs = np.array([float(np.median([float(s) for s in r.run_secs])) for r in recs])
+            groups.append(TaskGroup(net, h, int(manifest.get(h, {}).get("weight", 1)), info.state,
+                                    [tokenizer.tokenize(t, info.blocks) for t in texts], costs,
+                                    texts, mod if keep_mod else None, recs if keep_mod else []))
+    return groups
+
+
+def load_transitions(root, networks, target) -> list[Transition]:
+    """Dynamics data; task block info comes from the same network's database workloads."""
+    import tvm_ffi
+    from tvm.s_tir import meta_schedule as ms
+
+    from . import state
+
+    out = []
+    for net in networks:
+        d = Path(root) / net
+        if not (d / "transitions").exists():
+            continue
+        db = ms.database.JSONDatabase(work_dir=str(d))
+        infos = {}
+        for wl in db.get_all_tuning_records():
+            h = f"{tvm_ffi.structural_hash(state.func_of(wl.workload.mod)) & 0xFFFFFFFFFFFF:x}"
+            if h not in infos:
+                infos[h] = state.task_info(wl.workload.mod, target)
+        for f in sorted((d / "transitions").glob("*.npz")):
+            info = infos.get(f.stem.split("_")[0])
+            if info is None:
+                continue
+            z = np.load(f, allow_pickle=True)
+            for text, pos, feats in zip(z["texts"], z["positions"], z["feats"]):
+                out.append(Transition(info.state, tokenizer.tokenize(str(text), info.blocks),
+                                      np.asarray(pos, np.int64), np.asarray(feats, np.float32)))
+    return out
+
+
+def ranking_metrics(groups: list, scores: list) -> dict:
+    """Pairwise accuracy (tied scores count half) and top-k score (sum w*best / sum w*best-of-predicted-top-k) over tasks."""
+    correct = total = 0
+    top = {1: [0.0, 0.0], 5: [0.0, 0.0]}
+    for g, s in zip(groups, scores):
+        c, s = np.asarray(g.costs), np.asarray(s)
+        i, j = np.triu_indices(len(c), 1)
+        keep = c[i] != c[j]
+        tie = (s[i] == s[j])[keep]
+        correct += float(((s[i] > s[j]) == (c[i] < c[j]))[keep][~tie].sum()) + 0.5 * float(tie.sum())
+        total += int(keep.sum())
+        order = np.argsort(-s, kind="stable")
+        for k in top:
+            top[k][0] += g.weight * c.min()
+            top[k][1] += g.weight * c[order[:k]].min()
+    return {"pairwise_acc": correct / max(total, 1), "pairs": total, "tasks": len(groups),
+            "top1": top[1][0] / max(top[1][1], 1e-30), "top5": top[5][0] / max(top[5][1], 1e-30)}
