@@ -69,6 +69,9 @@ def _log2p(x: float) -> float:
 # --- parsing the printed trace ---------------------------------------------------------------
 _LINE = re.compile(r"^\s*(?:(?P<outs>[\w, ]+?)\s*=\s*)?sch\.(?P<kind>\w+)\((?P<args>.*)\)\s*$")
 _FLOAT_CALL = re.compile(r"^T\.\w+\((.*)\)$")
+# One argument: optional keyword, then a flat list, a string or a bare token. Nested lists fall back
+# to the slow bracket-counting splitter.
+_ARG = re.compile(r'\s*(?:(\w+)=)?(\[[^\[\]]*\]|"[^"]*"|[^,\[\]"]+)\s*(?:,|$)')
 
 
 def _split_top(s: str) -> list[str]:
@@ -99,6 +102,12 @@ class Ref(str):
 def _value(s: str):
     if not s:
         return None
+    c = s[0]
+    if c in "blv" and s[1:].isdigit():
+        return Ref(s)
+    if c.isdigit() or (c == "-" and s[1:].isdigit()):
+        if s.lstrip("-").isdigit():
+            return int(s)
     if s[0] == '"':
         return s[1:-1]
     if s[0] == "[" or s[0] == "(":
@@ -127,19 +136,42 @@ class Inst:
     index: int            # position among all instructions of the trace
 
 
+def _parse_args(text: str) -> tuple[list, dict]:
+    args, kwargs, used = [], {}, 0
+    for m in _ARG.finditer(text):
+        if m.start() != used:
+            break
+        used = m.end()
+        val = _fast_value(m.group(2).strip())
+        if m.group(1):
+            kwargs[m.group(1)] = val
+        else:
+            args.append(val)
+    if used == len(text):
+        return args, kwargs
+    args, kwargs = [], {}
+    for part in _split_top(text):
+        key, eq, val = part.partition("=")
+        if eq and re.fullmatch(r"\w+", key.strip()):
+            kwargs[key.strip()] = _value(val.strip())
+        else:
+            args.append(_value(part))
+    return args, kwargs
+
+
+def _fast_value(s: str):
+    if s[:1] == "[":
+        return [_value(p.strip()) for p in s[1:-1].split(",") if p.strip()]
+    return _value(s)
+
+
 def parse_trace_text(text: str) -> list[Inst]:
     insts = []
     for line in text.splitlines():
         m = _LINE.match(line)
         if m is None:
             continue
-        args, kwargs = [], {}
-        for part in _split_top(m.group("args")):
-            key, eq, val = part.partition("=")
-            if eq and re.fullmatch(r"\w+", key.strip()):
-                kwargs[key.strip()] = _value(val.strip())
-            else:
-                args.append(_value(part))
+        args, kwargs = _parse_args(m.group("args"))
         outs = [o.strip() for o in (m.group("outs") or "").split(",") if o.strip()]
         insts.append(Inst(m.group("kind"), args, kwargs, outs, len(insts)))
     return insts
