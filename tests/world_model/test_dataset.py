@@ -1,0 +1,39 @@
+import numpy as np
+import torch
+
+from torch_wm_backend.world_model import trainer
+from torch_wm_backend.world_model.adapter import default_config
+from torch_wm_backend.world_model.dataset import TaskGroup, Transition, ranking_metrics
+from torch_wm_backend.world_model.network import WorldModel
+from torch_wm_backend.world_model.tokenizer import NUM_FEATS, TokenizedTrace
+
+
+def _group(costs):
+    return TaskGroup("net", "k", 1, np.zeros(default_config().state_dim, np.float32), [], np.asarray(costs))
+
+
+def test_tied_scores_count_half_so_database_order_cannot_leak():
+    # JSONDatabase returns records sorted by run time: constant scores must not look perfect or awful.
+    g = _group([1.0, 2.0, 3.0, 4.0])
+    assert ranking_metrics([g], [np.zeros(4)])["pairwise_acc"] == 0.5
+    assert ranking_metrics([g], [np.array([4.0, 3.0, 2.0, 1.0])])["pairwise_acc"] == 1.0
+    assert ranking_metrics([g], [np.array([4.0, 3.0, 2.0, 1.0])])["top1"] == 1.0
+
+
+def _tokens(rng, n):
+    return TokenizedTrace(rng.integers(2, 40, n), rng.integers(0, 30, n),
+                          rng.random((n, NUM_FEATS)).astype(np.float32), np.arange(n))
+
+
+def test_training_losses_backpropagate():
+    rng = np.random.default_rng(0)
+    cfg = default_config()
+    net = WorldModel(cfg)
+    g = _group(rng.random(6) + 0.1)
+    g.tokens = [_tokens(rng, int(rng.integers(3, 9))) for _ in range(6)]
+    tr = Transition(g.state, _tokens(rng, 8), np.array([0, 7]),
+                    rng.random((2, cfg.dyn_dim)).astype(np.float32))
+    hw = torch.zeros(1, cfg.hw_dim)
+    loss = trainer._rank_batch(net, [g], hw) + trainer._dyn_batch(net, [tr])
+    loss.backward()
+    assert torch.isfinite(loss) and net.t_out.weight.grad.abs().sum() > 0
