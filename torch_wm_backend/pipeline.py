@@ -61,6 +61,7 @@ def compile_subgraph(name: str, eager: torch.fx.GraphModule, args: list, setting
             raise TvmWmError(f"{name}: TVM failed to compile this subgraph: {err}") from err
         log.warning("%s: TVM failed (%s: %s); it runs in PyTorch", name, type(err).__name__,
                     str(err).splitlines()[0] if str(err) else "")
+        log.debug("%s: the failure in full", name, exc_info=True)
         counters.bump("guard_kept_eager")
         return "eager"
     counters.bump("subgraphs_compiled")

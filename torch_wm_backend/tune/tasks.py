@@ -29,6 +29,8 @@ def untuned(tasks: list, database, trials: int) -> list:
     todo = []
     for task in tasks:
         func = task.dispatched[0]
+        if task.mod.attrs is not None and task.mod.attrs.get("tirx.is_scheduled", False):
+            continue  # scheduled already (a library kernel): nothing to search
         if database.has_workload(func):
             workload = database.commit_workload(func)
             if len(database.get_top_k(workload, trials)) >= trials:

@@ -11,6 +11,7 @@ import shutil
 import tempfile
 
 from tvm.s_tir import meta_schedule as ms
+from tvm.s_tir.meta_schedule.utils import fork_seed
 
 from .. import counters
 from ..lower.target import _cpu_cores
@@ -25,12 +26,21 @@ BUILD_TIMEOUT_S = 30.0
 RUN_TIMEOUT_S = 10.0
 
 
-def _quiet_metaschedule() -> None:
-    # MetaSchedule prints every trial to the console unless its logger already has a level; our
-    # progress bar and table say it shorter. Its per-task logs still go to the work dir.
-    ms_logger = logging.getLogger("tvm.s_tir.meta_schedule")
-    if ms_logger.level == logging.NOTSET:
-        ms_logger.setLevel(logging.WARNING)
+def _contexts(todo: list, settings: Settings, num_cores: int):
+    """One TuneContext per task. Built here rather than by extracted_tasks_to_tune_contexts, whose
+    logging setup crashes when its logger has an unnamed handler (pytest's, a user's) and prints
+    every trial; our progress bar and table say it shorter. MetaSchedule's warnings still show."""
+    search_log = logging.getLogger("torch_wm_backend.metaschedule")
+    if search_log.level == logging.NOTSET:
+        search_log.setLevel(logging.WARNING)
+    contexts = [
+        ms.TuneContext(mod=task.dispatched[0], target=task.target,
+                       space_generator="post-order-apply", search_strategy=make_search(settings.trials),
+                       task_name=task.task_name, logger=search_log, rand_state=seed,
+                       num_threads=num_cores).clone()
+        for task, seed in zip(todo, fork_seed(settings.seed, n=len(todo)))
+    ]
+    return contexts, [float(task.weight) for task in todo]
 
 
 def make_search(trials: int):
@@ -68,12 +78,9 @@ def tune(mod, target, settings: Settings, database, budget: Budget | None = None
     todo = task_lib.untuned(all_tasks, database, settings.trials)
     if not todo:
         return database
-    _quiet_metaschedule()
     num_cores = _cpu_cores()
     work_dir = tempfile.mkdtemp(prefix="tvm_wm_tune_")
-    contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-        todo, work_dir, strategy=make_search(settings.trials), seed=settings.seed,
-        num_threads=num_cores)
+    contexts, weights = _contexts(todo, settings, num_cores)
     names = [t.task_name for t in todo]
     bar = progress.Progress(settings.trials * len(todo), names, budget.deadline(),
                             desc=f"tuning {name or 'subgraph'} ({len(todo)} tasks)")

@@ -1,0 +1,135 @@
+"""Tuning: tuned kernels give correct outputs; faults and interrupts leave a working model."""
+import pytest
+import torch
+
+import torch_wm_backend
+from torch_wm_backend.tune import tuner
+
+TRIALS = 2
+
+
+def small_cnn():
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 8, 3, padding=1, stride=2), torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 4),
+    ).eval()
+
+
+def tuned(**extra):
+    return {"trials": TRIALS, "cost_model": "random", "cache_dir": None, "eager_guard": False,
+            **extra}
+
+
+def _run(model, x, options):
+    with torch.no_grad():
+        return torch.compile(model, backend="tvm_wm", options=options)(x), model(x)
+
+
+def test_tuned_conv_net_is_correct_and_counts_trials():
+    got, want = _run(small_cnn(), torch.randn(1, 3, 16, 16), tuned())
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    stats = torch_wm_backend.stats()
+    assert stats["tasks_tuned"] >= 2
+    assert 0 < stats["trials_measured"] <= TRIALS * stats["tasks_tuned"]
+    assert stats["tuning_failures"] == 0
+
+
+@pytest.mark.slow
+def test_tuned_bert_layer_is_correct():
+    from transformers import BertConfig
+    from transformers.models.bert.modeling_bert import BertLayer
+
+    cfg = BertConfig(hidden_size=64, num_attention_heads=4, intermediate_size=128,
+                     attn_implementation="eager")
+    layer = BertLayer(cfg).eval()
+    x = torch.randn(1, 16, 64)
+    with torch.no_grad():
+        got = torch.compile(layer, backend="tvm_wm", options=tuned())(x)
+        want = layer(x)
+    got = got[0] if isinstance(got, tuple) else got
+    want = want[0] if isinstance(want, tuple) else want
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    assert torch_wm_backend.stats()["trials_measured"] > 0
+
+
+def test_guard_keeps_eager_where_tvm_is_slower(monkeypatch):
+    import time
+
+    from torch_wm_backend.runtime import kernel
+
+    real_call = kernel.Kernel.__call__
+
+    def slow_call(self, tensors):  # force it: this TVM kernel now costs 20 ms more than PyTorch
+        time.sleep(0.02)
+        return real_call(self, tensors)
+
+    monkeypatch.setattr(kernel.Kernel, "__call__", slow_call)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU())
+    x = torch.randn(2, 8)
+    got, want = _run(model, x, {"trials": 0, "cache_dir": None})
+    torch.testing.assert_close(got, want)
+    stats = torch_wm_backend.stats()
+    assert stats["guard_kept_eager"] == 1 and stats["guard_kept_tvm"] == 0
+
+
+def test_guard_keeps_a_faster_tvm_kernel():
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU())
+    x = torch.randn(2, 8)
+    from torch_wm_backend.runtime import guard
+
+    wins, t_tvm, t_eager = guard.faster_is_tvm(lambda: None, lambda: model(x), torch.device("cpu"))
+    assert wins and t_tvm < t_eager
+
+
+def test_builder_failures_leave_a_working_model(monkeypatch):
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir import meta_schedule as ms
+    from tvm.s_tir.meta_schedule.builder import BuilderResult
+
+    @derived_object
+    class FailingBuilder(ms.builder.PyBuilder):
+        def build(self, build_inputs):
+            return [BuilderResult(None, "injected build failure") for _ in build_inputs]
+
+        def shutdown(self):
+            pass
+
+    monkeypatch.setattr(tuner, "make_builder", lambda num_cores: FailingBuilder())
+    got, want = _run(small_cnn(), torch.randn(1, 3, 16, 16), tuned())
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    stats = torch_wm_backend.stats()
+    assert stats["trials_measured"] > 0 and stats["subgraphs_compiled"] >= 1
+
+
+def test_failing_search_falls_back_to_default_schedules(monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated search crash")
+
+    monkeypatch.setattr(tuner.ms, "tune_tasks", broken)
+    got, want = _run(small_cnn(), torch.randn(1, 3, 16, 16), tuned())
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    assert torch_wm_backend.stats()["tuning_failures"] >= 1
+
+
+def test_ctrl_c_keeps_records_and_returns_a_working_model(monkeypatch):
+    from torch_wm_backend.tune import progress
+
+    real_apply = progress.Progress.apply
+
+    def interrupted(self, *args):
+        real_apply(self, *args)
+        raise KeyboardInterrupt  # as if the user pressed Ctrl-C after the first measured batch
+
+    monkeypatch.setattr(progress.Progress, "apply", interrupted)
+    got, want = _run(small_cnn(), torch.randn(1, 3, 16, 16), tuned(trials=4))
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    stats = torch_wm_backend.stats()
+    assert 0 < stats["trials_measured"] < 4 * stats["tasks_tuned"]
+
+
+def test_time_budget_stops_tuning_early():
+    got, want = _run(small_cnn(), torch.randn(1, 3, 16, 16), tuned(trials=8, time_budget_s=0.01))
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    stats = torch_wm_backend.stats()
+    assert stats["trials_measured"] < 8 * max(1, stats["tasks_tuned"])
