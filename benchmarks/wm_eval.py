@@ -31,6 +31,21 @@ def _ms_inputs(g, target):
     return ctx, cands, results
 
 
+def _patch_steplr() -> None:
+    """TVM's MLP trainer passes ``verbose=`` to StepLR, which torch 2.13 no longer accepts."""
+    sched = torch.optim.lr_scheduler
+    if getattr(sched.StepLR, "_wm_patched", False):
+        return
+
+    class StepLR(sched.StepLR):
+        _wm_patched = True
+
+        def __init__(self, *args, verbose=None, **kwargs):
+            super().__init__(*args, **kwargs)
+
+    sched.StepLR = StepLR
+
+
 def baseline_scores(kind, train, test, target):
     from tvm.s_tir import meta_schedule as ms
     from tvm.s_tir.meta_schedule.cost_model import mlp_model
@@ -41,6 +56,7 @@ def baseline_scores(kind, train, test, target):
         for g in train:
             model.update(*_ms_inputs(g, target))
     else:
+        _patch_steplr()
         trainer = mlp_model.SegmentSumMLPTrainer()
         for g in train:
             ctx, cands, results = _ms_inputs(g, target)
