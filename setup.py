@@ -19,7 +19,8 @@ setup(
         "psutil",
     ],
     extras_require={
-        "test": ["pytest", "transformers>=5"],
+        "test": ["pytest", "transformers>=5", "tornado"],
+        "rpc": ["tornado"],  # only where the tracker runs
         "bench": ["matplotlib", "xgboost", "transformers>=5"],
     },
     entry_points={

@@ -12,6 +12,7 @@ _INTS = (
     "nodes_eager",
     "tasks_tuned",
     "trials_measured",
+    "trials_failed",  # measured candidates that failed to build or run, discarded
     "tuning_failures",
     "guard_kept_tvm",
     "guard_kept_eager",

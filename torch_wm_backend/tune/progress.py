@@ -29,6 +29,9 @@ class Progress(ms.measure_callback.PyMeasureCallback):
         n = len(measure_candidates)
         self.measured += n
         counters.bump("trials_measured", n)
+        failed = sum(1 for b, r in zip(builder_results, runner_results)
+                     if b.error_msg or r.error_msg or not r.run_secs)
+        counters.bump("trials_failed", failed)
         for result in runner_results:
             if result.run_secs:
                 secs = sum(float(s) for s in result.run_secs) / len(result.run_secs)
