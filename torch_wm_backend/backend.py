@@ -24,8 +24,15 @@ def compile_aten_graph(gm: torch.fx.GraphModule, settings: Settings, kind: str):
             raise UnsupportedOpsError(missing)
     parts = partition(gm)
     budget = Budget(settings.time_budget_s)
-    for name in parts.subgraph_names:
-        eager = getattr(parts.graph_module, name)
+    subgraphs = {name: getattr(parts.graph_module, name) for name in parts.subgraph_names}
+    if settings.trials > 0 and subgraphs:
+        from .pipeline import pretune_graph
+
+        try:
+            pretune_graph(subgraphs, settings, budget, f"{kind} graph")
+        except Exception as err:  # each subgraph still tunes or falls back on its first call
+            log.warning("tvm_wm: tuning the %s graph failed (%s); continuing", kind, err)
+    for name, eager in subgraphs.items():
         setattr(parts.graph_module, name, TvmSubgraph(f"{kind}/{name}", eager, settings, budget))
     counters.bump("graphs_compiled")
     counters.bump("nodes_lowered", parts.nodes_lowered)

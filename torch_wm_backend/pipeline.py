@@ -68,6 +68,30 @@ def compile_subgraph(name: str, eager: torch.fx.GraphModule, args: list, setting
     return kernel
 
 
+def pretune_graph(subgraphs: dict, settings: Settings, budget, name: str) -> None:
+    """Tune the kernels of all of a graph's subgraphs together, before the first call: one search
+    over every distinct workload, weighted by use, instead of one per subgraph. Subgraphs with
+    symbolic shapes are tuned on their first call instead."""
+    by_device: dict = {}
+    for sub_name, eager in subgraphs.items():
+        inputs = [n.meta.get("val") for n in eager.graph.nodes if n.op == "placeholder"]
+        if not all(isinstance(v, torch.Tensor) for v in inputs):
+            continue
+        try:
+            mod = to_relax(eager, inputs)  # fake tensors: only shapes and dtypes are read
+        except Exception:
+            continue  # not static, or TVM cannot import it: the first call will say why
+        by_device.setdefault(device_of(inputs), []).append(mod)
+    for device, mods in by_device.items():
+        target = target_for(device)
+        store = store_for(settings.cache_dir)
+        from .tune import tune
+
+        database = store.open_records(target)
+        with store.records_lock(target):
+            tune(mods, target, settings, database, budget, name)
+
+
 def _build(name, mod, target, eager, args, device, settings, store, budget):
     """Tune, build, and time against eager: the artifact's files and the guard's choice."""
     database = None
@@ -76,7 +100,7 @@ def _build(name, mod, target, eager, args, device, settings, store, budget):
 
         database = store.open_records(target)
         with store.records_lock(target):
-            tune(mod, target, settings, database, budget, name)
+            tune([mod], target, settings, database, budget, name)
     executable = build(mod, target, database)
     extra = {"guard": "tvm", "subgraph": name}
     if settings.eager_guard:

@@ -16,6 +16,10 @@ def small_cnn():
     ).eval()
 
 
+def one_conv():
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU()).eval()
+
+
 def tuned(**extra):
     return {"trials": TRIALS, "cost_model": "random", "cache_dir": None, "eager_guard": False,
             **extra}
@@ -96,7 +100,7 @@ def test_builder_failures_leave_a_working_model(monkeypatch):
             pass
 
     monkeypatch.setattr(tuner, "make_builder", lambda num_cores: FailingBuilder())
-    got, want = _run(small_cnn(), torch.randn(1, 3, 16, 16), tuned())
+    got, want = _run(one_conv(), torch.randn(1, 3, 16, 16), tuned())
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
     stats = torch_wm_backend.stats()
     assert stats["trials_measured"] > 0 and stats["subgraphs_compiled"] >= 1
@@ -122,14 +126,14 @@ def test_ctrl_c_keeps_records_and_returns_a_working_model(monkeypatch):
         raise KeyboardInterrupt  # as if the user pressed Ctrl-C after the first measured batch
 
     monkeypatch.setattr(progress.Progress, "apply", interrupted)
-    got, want = _run(small_cnn(), torch.randn(1, 3, 16, 16), tuned(trials=4))
+    got, want = _run(one_conv(), torch.randn(1, 3, 16, 16), tuned(trials=4))
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
     stats = torch_wm_backend.stats()
     assert 0 < stats["trials_measured"] < 4 * stats["tasks_tuned"]
 
 
 def test_time_budget_stops_tuning_early():
-    got, want = _run(small_cnn(), torch.randn(1, 3, 16, 16), tuned(trials=8, time_budget_s=0.01))
+    got, want = _run(one_conv(), torch.randn(1, 3, 16, 16), tuned(trials=8, time_budget_s=0.01))
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
     stats = torch_wm_backend.stats()
     assert stats["trials_measured"] < 8 * max(1, stats["tasks_tuned"])

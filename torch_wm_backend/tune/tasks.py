@@ -3,6 +3,7 @@ database keys the tuner writes are the ones the build reads."""
 from __future__ import annotations
 
 import tvm
+import tvm_ffi
 from tvm import relax
 from tvm.s_tir import meta_schedule as ms
 
@@ -23,19 +24,46 @@ def extract(mod: tvm.IRModule, target) -> list:
     return list(ms.relax_integration.extract_tasks(prepare(mod), target))
 
 
+def merged(mods: list, target) -> tuple[list, list]:
+    """Tasks of several modules, one per distinct workload (structural hash), with weights summed:
+    a convolution in ten subgraphs is tuned once, weighted by the ten times it runs."""
+    tasks, weights, index = [], [], {}
+    for mod in mods:
+        for task in extract(mod, target):
+            func = task.dispatched[0]
+            key = tvm_ffi.structural_hash(func)
+            same = [i for i in index.get(key, []) if tvm_ffi.structural_equal(tasks[i].dispatched[0], func)]
+            if same:
+                weights[same[0]] += float(task.weight)
+                continue
+            index.setdefault(key, []).append(len(tasks))
+            tasks.append(task)
+            weights.append(float(task.weight))
+    return tasks, weights
+
+
+_TUNED_HERE: set = set()  # (workload hash, target, trials) searched in this process
+
+
+def mark_tuned(tasks: list, trials: int) -> None:
+    _TUNED_HERE.update((tvm_ffi.structural_hash(t.dispatched[0]), str(t.target), trials) for t in tasks)
+
+
 def untuned(tasks: list, database, trials: int) -> list:
-    """The tasks the database does not already hold ``trials`` measured records for — tuned in
-    another subgraph, another model or another process (deduplicated by structural hash)."""
+    """Indices of the tasks the database does not already hold ``trials`` measured records for —
+    tuned in another subgraph, another model or another process (deduplicated by structural hash)."""
     todo = []
-    for task in tasks:
+    for i, task in enumerate(tasks):
         func = task.dispatched[0]
         if task.mod.attrs is not None and task.mod.attrs.get("tirx.is_scheduled", False):
             continue  # scheduled already (a library kernel): nothing to search
+        if (tvm_ffi.structural_hash(func), str(task.target), trials) in _TUNED_HERE:
+            continue  # searched already; its space may hold fewer valid candidates than trials
         if database.has_workload(func):
             workload = database.commit_workload(func)
             if len(database.get_top_k(workload, trials)) >= trials:
                 continue
-        todo.append(task)
+        todo.append(i)
     return todo
 
 

@@ -26,7 +26,7 @@ BUILD_TIMEOUT_S = 30.0
 RUN_TIMEOUT_S = 10.0
 
 
-def _contexts(todo: list, settings: Settings, num_cores: int):
+def _contexts(todo: list, weights: list, settings: Settings, num_cores: int):
     """One TuneContext per task. Built here rather than by extracted_tasks_to_tune_contexts, whose
     logging setup crashes when its logger has an unnamed handler (pytest's, a user's) and prints
     every trial; our progress bar and table say it shorter. MetaSchedule's warnings still show."""
@@ -40,7 +40,7 @@ def _contexts(todo: list, settings: Settings, num_cores: int):
                        num_threads=num_cores).clone()
         for task, seed in zip(todo, fork_seed(settings.seed, n=len(todo)))
     ]
-    return contexts, [float(task.weight) for task in todo]
+    return contexts, weights
 
 
 def make_search(trials: int):
@@ -68,19 +68,21 @@ def make_runner(settings: Settings):
                                max_workers=int(rpc.get("workers", 2)))
 
 
-def tune(mod, target, settings: Settings, database, budget: Budget | None = None, name: str = ""):
-    """Measure up to ``settings.trials`` candidates per task not yet in ``database``; returns it."""
+def tune(mods: list, target, settings: Settings, database, budget: Budget | None = None,
+         name: str = ""):
+    """Measure up to ``settings.trials`` candidates per task of ``mods`` not yet in ``database``."""
     budget = budget or Budget(settings.time_budget_s)
     if budget.spent():
         log.info("%s: time budget spent; default schedules for untuned kernels", name)
         return database
-    all_tasks = task_lib.extract(mod, target)
-    todo = task_lib.untuned(all_tasks, database, settings.trials)
-    if not todo:
+    all_tasks, all_weights = task_lib.merged(mods, target)
+    picked = task_lib.untuned(all_tasks, database, settings.trials)
+    if not picked:
         return database
+    todo = [all_tasks[i] for i in picked]
     num_cores = _cpu_cores()
     work_dir = tempfile.mkdtemp(prefix="tvm_wm_tune_")
-    contexts, weights = _contexts(todo, settings, num_cores)
+    contexts, weights = _contexts(todo, [all_weights[i] for i in picked], settings, num_cores)
     names = [t.task_name for t in todo]
     bar = progress.Progress(settings.trials * len(todo), names, budget.deadline(),
                             desc=f"tuning {name or 'subgraph'} ({len(todo)} tasks)")
@@ -111,6 +113,7 @@ def tune(mod, target, settings: Settings, database, budget: Budget | None = None
         bar.close()
         builder.shutdown()
         shutil.rmtree(work_dir, ignore_errors=True)
+    task_lib.mark_tuned(todo, settings.trials)
     _log_table(todo, weights, database, bar)
     return database
 
