@@ -1,0 +1,164 @@
+"""End-to-end batch-1 fp32 latency: eager, Inductor, tvm_wm untuned, tvm_wm tuned (xgb, wm).
+
+    python benchmarks/e2e.py tune [--trials 64]   # background-able, resumable: tuning lives in
+                                                  # benchmarks/work/e2e/<variant> caches
+    python benchmarks/e2e.py time                 # on a quiet machine: all variants side by side
+
+Writes benchmarks/results/e2e.json and e2e.md.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+WORK = os.path.join(HERE, "work", "e2e")
+RESULTS = os.path.join(HERE, "results")
+MODELS = ["mobilenet_v2", "resnet50", "bert_base"]
+TUNED = {"tvm_wm_xgb": "xgb", "tvm_wm_wm": "wm"}
+
+
+def options(variant: str, trials: int) -> dict:
+    if variant == "tvm_wm_untuned":
+        return {"trials": 0, "cache_dir": os.path.join(WORK, variant)}
+    return {"trials": trials, "cost_model": TUNED[variant], "time_budget_s": None,
+            "cache_dir": os.path.join(WORK, f"{variant}_t{trials}")}
+
+
+def _load(name):
+    import torch
+    from eval_models import MODELS as ZOO
+
+    torch.manual_seed(0)
+    build, make_input = ZOO[name]
+    return build().eval(), make_input()
+
+
+def tune_one(name: str, variant: str, trials: int) -> dict:
+    """In this process: compile (tuning into the variant's cache) and report wall time + stats."""
+    import torch
+
+    import torch_wm_backend
+
+    model, x = _load(name)
+    start = time.perf_counter()
+    with torch.no_grad():
+        torch.compile(model, backend="tvm_wm", options=options(variant, trials))(x)
+    return {"tune_s": time.perf_counter() - start, "stats": torch_wm_backend.stats()}
+
+
+def cmd_tune(args):
+    path = os.path.join(RESULTS, f"e2e_tuning_t{args.trials}.json")
+    done = json.load(open(path)) if os.path.exists(path) else {}
+    jobs = [(m, v) for m in MODELS for v in ["tvm_wm_untuned", *TUNED] if f"{m}/{v}" not in done]
+    for i, (name, variant) in enumerate(jobs):
+        print(f"[{i + 1}/{len(jobs)}] tuning {name} {variant} ({args.trials} trials/task)", flush=True)
+        proc = subprocess.run([sys.executable, __file__, "_tune_one", name, variant, str(args.trials)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            print(proc.stderr[-2000:], flush=True)
+            continue
+        done[f"{name}/{variant}"] = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(f"    {done[f'{name}/{variant}']['tune_s']:.0f} s", flush=True)
+        os.makedirs(RESULTS, exist_ok=True)
+        json.dump(done, open(path, "w"), indent=1)
+
+
+def _median_ms(fn, x, iters: int) -> list:
+    import torch
+
+    samples = []
+    with torch.no_grad():
+        for _ in range(iters):
+            start = time.perf_counter()
+            fn(x)
+            samples.append((time.perf_counter() - start) * 1e3)
+    return samples
+
+
+def cmd_time(args):
+    import statistics
+
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from machine import describe
+
+    out = {"machine": describe(), "trials": args.trials, "models": {}}
+    for name in MODELS:
+        model, x = _load(name)
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(x)
+        flops = counter.get_total_flops()
+        fns = {"eager": model}
+        with torch.no_grad():
+            fns["inductor"] = torch.compile(model)
+            for variant in ["tvm_wm_untuned", *TUNED]:
+                fns[variant] = torch.compile(model, backend="tvm_wm", options=options(variant, args.trials))
+            for variant, fn in fns.items():
+                for _ in range(3):  # compile (warm cache) and warm up
+                    fn(x)
+        samples = {v: [] for v in fns}
+        for _ in range(args.rounds):  # interleaved rounds: drift hits every variant alike
+            for variant, fn in fns.items():
+                samples[variant] += _median_ms(fn, x, args.iters)
+        eager = statistics.median(samples["eager"])
+        rows = {}
+        for variant, s in samples.items():
+            ms = statistics.median(s)
+            rows[variant] = {"ms": ms, "speedup_vs_eager": eager / ms, "gflops": flops / ms / 1e6}
+        out["models"][name] = {"gflop": flops / 1e9, "variants": rows}
+        print(name, {v: round(r["ms"], 2) for v, r in rows.items()}, flush=True)
+        torch._dynamo.reset()
+    tuning_path = os.path.join(RESULTS, f"e2e_tuning_t{args.trials}.json")
+    out["tuning"] = json.load(open(tuning_path)) if os.path.exists(tuning_path) else {}
+    json.dump(out, open(os.path.join(RESULTS, "e2e.json"), "w"), indent=1)
+    write_markdown(out)
+
+
+def write_markdown(out):
+    import math
+
+    variants = list(next(iter(out["models"].values()))["variants"])
+    m = out["machine"]
+    lines = [f"# End to end, batch 1, fp32 — {m['cpu']}, {m['cores']} cores, {m['date']}", "",
+             f"torch {m['torch']}, tvm {m['tvm']}; tuned variants: {out['trials']} trials per task. "
+             "Median latency in ms (speedup over eager, GFLOP/s).", "",
+             "| model | GFLOP | " + " | ".join(variants) + " |", "|---|---|" + "---|" * len(variants)]
+    for name, r in out["models"].items():
+        cells = [f"{v['ms']:.2f} (×{v['speedup_vs_eager']:.2f}, {v['gflops']:.0f})"
+                 for v in r["variants"].values()]
+        lines.append(f"| {name} | {r['gflop']:.2f} | " + " | ".join(cells) + " |")
+    geo = {v: math.exp(sum(math.log(r["variants"][v]["speedup_vs_eager"]) for r in out["models"].values())
+                       / len(out["models"])) for v in variants}
+    lines.append("| geomean speedup | | " + " | ".join(f"×{geo[v]:.2f}" for v in variants) + " |")
+    if out["tuning"]:
+        lines += ["", "| model / variant | tuning + compile wall time (s) | tasks | trials | guard kept TVM / eager |",
+                  "|---|---|---|---|---|"]
+        for key, t in out["tuning"].items():
+            s = t["stats"]
+            lines.append(f"| {key} | {t['tune_s']:.0f} | {s['tasks_tuned']} | {s['trials_measured']} | "
+                         f"{s['guard_kept_tvm']} / {s['guard_kept_eager']} |")
+    with open(os.path.join(RESULTS, "e2e.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def main():
+    if sys.argv[1:2] == ["_tune_one"]:
+        name, variant, trials = sys.argv[2], sys.argv[3], int(sys.argv[4])
+        print(json.dumps(tune_one(name, variant, trials)))
+        return
+    parser = argparse.ArgumentParser()
+    parser.add_argument("command", choices=["tune", "time"])
+    parser.add_argument("--trials", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--iters", type=int, default=10)
+    args = parser.parse_args()
+    cmd_tune(args) if args.command == "tune" else cmd_time(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+"""What the benchmark ran on: written beside every result."""
+import datetime
+import os
+import platform
+
+
+def describe() -> dict:
+    import torch
+    import tvm
+
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "cpu": cpu,
+        "cores": len(os.sched_getaffinity(0)),
+        "torch": torch.__version__,
+        "tvm": tvm.__version__,
+        "python": platform.python_version(),
+    }

@@ -1,0 +1,64 @@
+"""CUDA: the same models on the GPU. Skipped cleanly where there is none."""
+import copy
+
+import pytest
+import torch
+
+import torch_wm_backend
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def _opts(**extra):
+    return {"trials": 0, "cache_dir": None, "eager_guard": False, **extra}
+
+
+def test_cuda_target_names_the_arch():
+    from torch_wm_backend.lower import target_for
+
+    target = target_for(torch.device("cuda"))
+    major, minor = torch.cuda.get_device_capability()
+    assert target.kind.name == "cuda" and target.attrs["arch"] == f"sm_{major}{minor}"
+
+
+def test_cnn_inference_on_cuda_stays_on_device():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8),
+                                torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(8 * 16 * 16, 4))
+    model = model.cuda().eval()
+    x = torch.randn(2, 3, 16, 16, device="cuda")
+    with torch.no_grad():
+        got = torch.compile(model, backend="tvm_wm", options=_opts())(x)
+        want = model(x)
+    assert got.device == x.device
+    torch.testing.assert_close(got, want, atol=1e-3, rtol=1e-3)
+    assert torch_wm_backend.stats()["subgraphs_compiled"] >= 1
+
+
+def test_training_step_on_cuda_matches_eager():
+    model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.GELU(), torch.nn.Linear(32, 4)).cuda()
+    reference = copy.deepcopy(model)
+    x = torch.randn(8, 16, device="cuda")
+    torch.compile(model, backend="tvm_wm", options=_opts())(x).pow(2).mean().backward()
+    reference(x).pow(2).mean().backward()
+    for p, q in zip(model.parameters(), reference.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, atol=1e-4, rtol=1e-3)
+
+
+def test_kernel_runs_on_the_current_torch_stream():
+    model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU()).cuda().eval()
+    x = torch.randn(32, 64, device="cuda")
+    compiled = torch.compile(model, backend="tvm_wm", options=_opts())
+    stream = torch.cuda.Stream()
+    with torch.no_grad(), torch.cuda.stream(stream):
+        got = compiled(x)
+    stream.synchronize()
+    torch.testing.assert_close(got, model(x), atol=1e-4, rtol=1e-4)
+
+
+def test_tuning_on_cuda_with_the_world_model():
+    model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU()).cuda().eval()
+    x = torch.randn(32, 64, device="cuda")
+    with torch.no_grad():
+        got = torch.compile(model, backend="tvm_wm", options=_opts(trials=4, cost_model="wm"))(x)
+    torch.testing.assert_close(got, model(x), atol=1e-4, rtol=1e-4)
+    assert torch_wm_backend.stats()["trials_measured"] > 0
