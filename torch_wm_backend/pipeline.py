@@ -29,9 +29,10 @@ def store_for(root) -> ArtifactStore:
     return ArtifactStore(root)
 
 
-def cache_key(mod: tvm.IRModule, args: list, target, settings: Settings) -> dict:
-    """Everything that changes the artifact. Weights are inputs of the graph, so not in the key."""
-    graph = hashlib.sha256(mod.script(show_meta=True).encode()).hexdigest()
+def cache_key(eager: torch.fx.GraphModule, args: list, target, settings: Settings) -> dict:
+    """Everything that changes the artifact. Weights are inputs of the graph, so not in the key.
+    The graph is keyed by its ATen code, so a warm start looks kernels up without lowering."""
+    graph = hashlib.sha256(eager.code.encode()).hexdigest()
     inputs = [
         [list(a.shape), str(a.dtype), a.is_contiguous()] if isinstance(a, torch.Tensor) else repr(a)
         for a in args
@@ -45,12 +46,11 @@ def compile_subgraph(name: str, eager: torch.fx.GraphModule, args: list, setting
     """A Kernel for these inputs, or "eager" when TVM cannot build one or is slower."""
     device = device_of(args)
     try:
-        mod = to_relax(eager, args)
         target = target_for(device)
         store = store_for(settings.cache_dir)
         entry = store.get_or_build(
-            cache_key(mod, args, target, settings),
-            lambda: _build(name, mod, target, eager, args, device, settings, store, budget))
+            cache_key(eager, args, target, settings),
+            lambda: _build(name, target, eager, args, device, settings, store, budget))
         if entry.extra["guard"] == "eager":
             return "eager"
         kernel = Kernel(tvm.runtime.load_module(str(entry.files[KERNEL])), device)
@@ -73,10 +73,13 @@ def pretune_graph(subgraphs: dict, settings: Settings, budget, name: str) -> Non
     over every distinct workload, weighted by use, instead of one per subgraph. Subgraphs with
     symbolic shapes are tuned on their first call instead."""
     by_device: dict = {}
+    store = store_for(settings.cache_dir)
     for sub_name, eager in subgraphs.items():
         inputs = [n.meta.get("val") for n in eager.graph.nodes if n.op == "placeholder"]
         if not all(isinstance(v, torch.Tensor) for v in inputs):
             continue
+        if store.has(cache_key(eager, inputs, target_for(device_of(inputs)), settings)):
+            continue  # built already, tuned or not: a warm start lowers and tunes nothing
         try:
             mod = to_relax(eager, inputs)  # fake tensors: only shapes and dtypes are read
         except Exception:
@@ -84,7 +87,6 @@ def pretune_graph(subgraphs: dict, settings: Settings, budget, name: str) -> Non
         by_device.setdefault(device_of(inputs), []).append(mod)
     for device, mods in by_device.items():
         target = target_for(device)
-        store = store_for(settings.cache_dir)
         from .tune import tune
 
         database = store.open_records(target)
@@ -92,8 +94,9 @@ def pretune_graph(subgraphs: dict, settings: Settings, budget, name: str) -> Non
             tune(mods, target, settings, database, budget, name)
 
 
-def _build(name, mod, target, eager, args, device, settings, store, budget):
-    """Tune, build, and time against eager: the artifact's files and the guard's choice."""
+def _build(name, target, eager, args, device, settings, store, budget):
+    """Lower, tune, build, and time against eager: the artifact's files and the guard's choice."""
+    mod = to_relax(eager, args)
     database = None
     if settings.trials > 0:
         from .tune import tune

@@ -139,6 +139,10 @@ class ArtifactStore:
             self._log_miss(parts)
         return entry
 
+    def has(self, parts: dict) -> bool:
+        """Whether an entry for ``parts`` exists (not validated, not counted): a cheap probe."""
+        return self.enabled and (self.root / "artifacts" / key_of(parts) / META).exists()
+
     def put(self, parts: dict, files: dict, extra: Optional[dict] = None) -> Entry:
         """Store ``files`` (name -> bytes, or path of a file to move in) atomically.
 

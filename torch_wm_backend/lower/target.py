@@ -1,6 +1,7 @@
 """The TVM target and device for the tensors' device."""
 from __future__ import annotations
 
+import functools
 import os
 
 import torch
@@ -14,6 +15,7 @@ def _cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
+@functools.lru_cache(maxsize=None)
 def target_for(device: torch.device) -> tvm.target.Target:
     if device.type == "cpu":
         from tvm.target import codegen
