@@ -14,7 +14,7 @@ def _train_step(model, inputs, loss_fn, forward=None):
     """One SGD step of ``model``, its forward run by ``forward`` (the compiled model) if given."""
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     opt.zero_grad()
-    loss = loss_fn(forward or model, inputs)
+    loss = loss_fn(model if forward is None else forward, inputs)
     loss.backward()
     grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
     opt.step()
