@@ -17,7 +17,7 @@ from .errors import TvmWmError
 from .lower import target_for, to_relax
 from .runtime.guard import faster_is_tvm
 from .runtime.kernel import Kernel
-from .runtime.subgraph import device_of
+from .runtime.subgraph import device_of, output_vals
 from .settings import Settings
 
 log = logging.getLogger("torch_wm_backend")
@@ -44,7 +44,7 @@ def cache_key(eager: torch.fx.GraphModule, args: list, target, settings: Setting
 def compile_subgraph(name: str, eager: torch.fx.GraphModule, args: list, settings: Settings,
                      budget=None):
     """A Kernel for these inputs, or "eager" when TVM cannot build one or is slower."""
-    device = device_of(args)
+    device = device_of(args, output_vals(eager))
     try:
         target = target_for(device)
         store = store_for(settings.cache_dir)
@@ -78,13 +78,14 @@ def pretune_graph(subgraphs: dict, settings: Settings, budget, name: str) -> Non
         inputs = [n.meta.get("val") for n in eager.graph.nodes if n.op == "placeholder"]
         if not all(isinstance(v, torch.Tensor) for v in inputs):
             continue
-        if store.has(cache_key(eager, inputs, target_for(device_of(inputs)), settings)):
+        device = device_of(inputs, output_vals(eager))
+        if store.has(cache_key(eager, inputs, target_for(device), settings)):
             continue  # built already, tuned or not: a warm start lowers and tunes nothing
         try:
             mod = to_relax(eager, inputs)  # fake tensors: only shapes and dtypes are read
         except Exception:
             continue  # not static, or TVM cannot import it: the first call will say why
-        by_device.setdefault(device_of(inputs), []).append(mod)
+        by_device.setdefault(device, []).append(mod)
     for device, mods in by_device.items():
         target = target_for(device)
         from .tune import tune
@@ -92,6 +93,25 @@ def pretune_graph(subgraphs: dict, settings: Settings, budget, name: str) -> Non
         database = store.open_records(target)
         with store.records_lock(target):
             tune(mods, target, settings, database, budget, name)
+
+
+def mismatch(tvm_outs: list, eager_out) -> str:
+    """Why TVM's outputs are not PyTorch's (shape, dtype or values), or "" when they agree."""
+    eager_outs = list(eager_out) if isinstance(eager_out, (tuple, list)) else [eager_out]
+    if len(tvm_outs) != len(eager_outs):
+        return f"{len(tvm_outs)} outputs, not {len(eager_outs)}"
+    for i, (t, e) in enumerate(zip(tvm_outs, eager_outs)):
+        if tuple(t.shape) != tuple(e.shape) or t.dtype != e.dtype:
+            return f"output {i}: {t.dtype}{list(t.shape)}, not {e.dtype}{list(e.shape)}"
+        if e.is_floating_point():
+            scale = float(e.abs().max()) if e.numel() else 0.0
+            ok = torch.allclose(t.to(e.device), e, rtol=1e-3, atol=1e-3 * max(1.0, scale),
+                                equal_nan=True)
+        else:
+            ok = torch.equal(t.to(e.device), e)
+        if not ok:
+            return f"output {i}: values differ"
+    return ""
 
 
 def _build(name, target, eager, args, device, settings, store, budget):
@@ -109,6 +129,11 @@ def _build(name, target, eager, args, device, settings, store, budget):
     if settings.eager_guard:
         kernel = Kernel(executable, device)
         tensors = [a.to(device).contiguous() for a in args if isinstance(a, torch.Tensor)]
+        problem = mismatch(kernel(tensors), eager(*args))
+        if problem:  # never trade a correct result for a fast one
+            log.warning("%s: TVM's result differs from PyTorch's (%s); it runs in PyTorch", name, problem)
+            counters.bump("guard_kept_eager")
+            return {}, {**extra, "guard": "eager", "mismatch": problem}
         tvm_wins, t_tvm, t_eager = faster_is_tvm(lambda: kernel(tensors), lambda: eager(*args), device)
         counters.bump("guard_kept_tvm" if tvm_wins else "guard_kept_eager")
         log.info("%s: tvm %.3f ms, eager %.3f ms -> %s", name, t_tvm * 1e3, t_eager * 1e3,

@@ -77,6 +77,20 @@ def test_guard_keeps_eager_where_tvm_is_slower(monkeypatch):
     assert stats["guard_kept_eager"] == 1 and stats["guard_kept_tvm"] == 0
 
 
+def test_guard_never_keeps_a_wrong_result(monkeypatch, caplog):
+    from torch_wm_backend.runtime import kernel
+
+    real_call = kernel.Kernel.__call__
+    monkeypatch.setattr(kernel.Kernel, "__call__",
+                        lambda self, tensors: [o + 1 for o in real_call(self, tensors)])
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU())
+    x = torch.randn(2, 8)
+    got, want = _run(model, x, {"trials": 0, "cache_dir": None})
+    torch.testing.assert_close(got, want)
+    assert torch_wm_backend.stats()["guard_kept_eager"] == 1
+    assert any("differs from PyTorch" in r.message for r in caplog.records)
+
+
 def test_guard_keeps_a_faster_tvm_kernel():
     model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU())
     x = torch.randn(2, 8)

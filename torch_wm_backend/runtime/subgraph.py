@@ -17,11 +17,21 @@ def signature(args) -> tuple:
     return tuple(sig)
 
 
-def device_of(args) -> torch.device:
-    devices = {a.device for a in args if isinstance(a, torch.Tensor) and a.dim() > 0}
-    devices |= {a.device for a in args if isinstance(a, torch.Tensor)} if not devices else set()
+def device_of(args, outputs=()) -> torch.device:
+    """Where a subgraph runs: its inputs' device (0-dim CPU scalars follow the others); for a
+    subgraph without tensor inputs (it only creates tensors), its outputs' device."""
+    tensors = [a for a in args if isinstance(a, torch.Tensor)] or list(outputs)
+    devices = {a.device for a in tensors if a.dim() > 0} or {a.device for a in tensors}
     non_cpu = [d for d in devices if d.type != "cpu"]
     return non_cpu[0] if non_cpu else torch.device("cpu")
+
+
+def output_vals(gm: torch.fx.GraphModule) -> list:
+    """The traced (fake) values of a subgraph's outputs."""
+    out = next(n for n in gm.graph.nodes if n.op == "output").args[0]
+    nodes = out if isinstance(out, (tuple, list)) else [out]
+    return [n.meta["val"] for n in nodes if isinstance(n, torch.fx.Node)
+            and isinstance(n.meta.get("val"), torch.Tensor)]
 
 
 class TvmSubgraph(torch.nn.Module):
