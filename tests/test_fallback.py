@@ -59,4 +59,4 @@ def test_tvm_failure_inside_a_subgraph_falls_back(monkeypatch):
     with torch.no_grad():
         actual = torch.compile(model, backend="tvm_wm", options=untuned())(x)
     torch.testing.assert_close(actual, model(x))
-    assert torch_wm_backend.stats()["guard_kept_eager"] >= 1
+    assert torch_wm_backend.stats()["subgraphs_failed"] >= 1

@@ -8,6 +8,7 @@ _lock = threading.Lock()
 _INTS = (
     "graphs_compiled",
     "subgraphs_compiled",
+    "subgraphs_failed",  # TVM could not lower or build them: they run in PyTorch
     "nodes_lowered",
     "nodes_eager",
     "tasks_tuned",

@@ -51,6 +51,8 @@ def compile_subgraph(name: str, eager: torch.fx.GraphModule, args: list, setting
         entry = store.get_or_build(
             cache_key(eager, args, target, settings),
             lambda: _build(name, target, eager, args, device, settings, store, budget))
+        if settings.eager_guard:  # counted on hits too: the choice is part of the artifact
+            counters.bump(f"guard_kept_{entry.extra['guard']}")
         if entry.extra["guard"] == "eager":
             return "eager"
         kernel = Kernel(tvm.runtime.load_module(str(entry.files[KERNEL])), device)
@@ -62,7 +64,7 @@ def compile_subgraph(name: str, eager: torch.fx.GraphModule, args: list, setting
         log.warning("%s: TVM failed (%s: %s); it runs in PyTorch", name, type(err).__name__,
                     str(err).splitlines()[0] if str(err) else "")
         log.debug("%s: the failure in full", name, exc_info=True)
-        counters.bump("guard_kept_eager")
+        counters.bump("subgraphs_failed")
         return "eager"
     counters.bump("subgraphs_compiled")
     return kernel
@@ -132,15 +134,15 @@ def _build(name, target, eager, args, device, settings, store, budget):
         problem = mismatch(kernel(tensors), eager(*args))
         if problem:  # never trade a correct result for a fast one
             log.warning("%s: TVM's result differs from PyTorch's (%s); it runs in PyTorch", name, problem)
-            counters.bump("guard_kept_eager")
             return {}, {**extra, "guard": "eager", "mismatch": problem}
         tvm_wins, t_tvm, t_eager = faster_is_tvm(lambda: kernel(tensors), lambda: eager(*args), device)
-        counters.bump("guard_kept_tvm" if tvm_wins else "guard_kept_eager")
         log.info("%s: tvm %.3f ms, eager %.3f ms -> %s", name, t_tvm * 1e3, t_eager * 1e3,
                  "tvm" if tvm_wins else "eager")
         extra.update(guard="tvm" if tvm_wins else "eager", tvm_ms=t_tvm * 1e3, eager_ms=t_eager * 1e3)
         if not tvm_wins:
             return {}, extra
-    path = os.path.join(tempfile.mkdtemp(prefix="tvm_wm_"), KERNEL)
-    executable.export_library(path)
-    return {KERNEL: path}, extra
+    with tempfile.TemporaryDirectory(prefix="tvm_wm_") as tmp:
+        path = os.path.join(tmp, KERNEL)
+        executable.export_library(path)
+        with open(path, "rb") as f:
+            return {KERNEL: f.read()}, extra
