@@ -1,0 +1,168 @@
+"""The paper's protocol on the representative subgraphs: cost models at the same budget.
+
+    python benchmarks/protocol.py run     # resumable: one MetaSchedule JSON database per run under
+                                          # benchmarks/work/protocol/<subgraph>/<cost model>_s<seed>_t<trials>/
+    python benchmarks/protocol.py report  # tables, tuning curves and the speedup bar chart
+
+Runs: wm and xgb with seeds 0-2 and random with seed 0, 64 trials each, identical search settings
+(tune/tuner.py: make_search, make_builder, make_runner); xgb with 640 trials (seed 0) on the first
+half of the subgraphs as the large-budget reference. Per run the best measured latency and the
+best-so-far curve over trials.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+WORK = os.path.join(HERE, "work", "protocol")
+RESULTS = os.path.join(HERE, "results")
+
+
+def runs(n_subgraphs: int, trials: int = 64) -> list:
+    """[(subgraph index, cost model, seed, trials)], in the order the protocol measures them."""
+    out = []
+    for i in range(n_subgraphs):
+        out += [(i, cm, seed, trials) for seed in range(3) for cm in ("wm", "xgb")]
+        out.append((i, "random", 0, trials))
+    out += [(i, "xgb", 0, 10 * trials) for i in range((n_subgraphs + 1) // 2)]
+    return out
+
+
+def run_dir(name: str, cm: str, seed: int, trials: int) -> str:
+    return os.path.join(WORK, name.replace("/", "__"), f"{cm}_s{seed}_t{trials}")
+
+
+def curve(directory: str) -> list:
+    """Best-so-far latency (seconds) after each measured trial, in measurement order."""
+    path = os.path.join(directory, "database_tuning_record.json")
+    best, out = math.inf, []
+    if os.path.exists(path):
+        for line in open(path):
+            secs = json.loads(line)[1][1]
+            if secs:
+                best = min(best, sum(secs) / len(secs))
+            out.append(best)
+    return out
+
+
+def tune_one(task, target, cm: str, seed: int, trials: int, directory: str) -> None:
+    from tvm.s_tir import meta_schedule as ms
+
+    from torch_wm_backend.lower.target import _cpu_cores
+    from torch_wm_backend.settings import Settings
+    from torch_wm_backend.tune import cost_models
+    from torch_wm_backend.tune.tuner import _contexts, make_builder, make_runner
+
+    done = len(curve(directory))
+    if done >= trials:
+        return
+    os.makedirs(directory, exist_ok=True)
+    cores = _cpu_cores()
+    settings = Settings(trials=trials, cost_model=cm, seed=seed + done, cache_dir=None, time_budget_s=None)
+    contexts, weights = _contexts([task], [1.0], settings, cores)
+    builder = make_builder(cores)
+    try:
+        ms.tune_tasks(tasks=contexts, task_weights=weights, work_dir=directory,
+                      max_trials_global=trials - done, max_trials_per_task=trials - done,
+                      num_trials_per_iter=64, builder=builder, runner=make_runner(settings),
+                      database=ms.database.JSONDatabase(work_dir=directory),
+                      cost_model=cost_models.create(cm, target, cores))
+    finally:
+        builder.shutdown()
+
+
+def cmd_run(args) -> None:
+    from tqdm import tqdm
+
+    from subgraphs import representative
+
+    chosen = representative()
+    todo = runs(len(chosen), args.trials)
+    bar = tqdm(todo, desc="protocol", unit="run")
+    for i, cm, seed, trials in bar:
+        name, task = chosen[i][0], chosen[i][1]
+        bar.set_postfix_str(f"{name} {cm} s{seed} t{trials}")
+        tune_one(task, task.target, cm, seed, trials, run_dir(name, cm, seed, trials))
+
+
+def cmd_report(args) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from machine import describe
+    from subgraphs import representative
+
+    chosen = representative()
+    table, curves = {}, {}
+    for i, cm, seed, trials in runs(len(chosen), args.trials):
+        name = chosen[i][0]
+        c = curve(run_dir(name, cm, seed, trials))
+        if len(c) >= trials and math.isfinite(c[-1]):
+            table.setdefault(name, {}).setdefault(f"{cm}@{trials}", []).append(c[-1])
+            curves.setdefault(name, {}).setdefault(f"{cm}@{trials}", []).append(c)
+    if not table:
+        print("no completed runs yet")
+        return
+    best = {n: {k: sum(v) / len(v) for k, v in runs_.items()} for n, runs_ in table.items()}
+    pairs = [("xgb@64", "wm@64"), ("random@64", "wm@64"), (f"xgb@{10 * args.trials}", "wm@64")]
+    lines = ["| subgraph | " + " | ".join(f"{k} (us)" for k in ("wm@64", "xgb@64", "random@64",
+                                                               f"xgb@{10 * args.trials}")) + " |",
+             "|---|---|---|---|---|"]
+    for name, b in best.items():
+        cells = [f"{b[k] * 1e6:.1f}" if k in b else "-" for k in ("wm@64", "xgb@64", "random@64",
+                                                                   f"xgb@{10 * args.trials}")]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "| ratio (latency a / latency b) | subgraphs | geomean | mean |", "|---|---|---|---|"]
+    summary = {}
+    for a, b in pairs:
+        ratios = [v[a] / v[b] for v in best.values() if a in v and b in v]
+        if ratios:
+            geo = math.exp(sum(map(math.log, ratios)) / len(ratios))
+            summary[f"{a}/{b}"] = {"n": len(ratios), "geomean": geo, "mean": sum(ratios) / len(ratios)}
+            lines.append(f"| {a} / {b} | {len(ratios)} | ×{geo:.3f} | ×{sum(ratios) / len(ratios):.3f} |")
+    json.dump({"machine": describe(), "best_s": best, "ratios": summary},
+              open(os.path.join(RESULTS, "protocol.json"), "w"), indent=1)
+    open(os.path.join(RESULTS, "protocol.md"), "w").write("# Protocol: best latency per subgraph "
+                                                          "(mean over seeds)\n\n" + "\n".join(lines) + "\n")
+    cols = min(4, len(curves))
+    rows = math.ceil(len(curves) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
+    for ax, (name, per_cm) in zip(axes.flat, curves.items()):
+        for key, cs in per_cm.items():
+            n = min(map(len, cs))
+            mean = [sum(c[t] for c in cs) / len(cs) * 1e6 for t in range(n)]
+            ax.plot(range(1, n + 1), mean, label=key)
+        ax.set_title(name, fontsize=8)
+        ax.set_xlabel("trials")
+        ax.set_ylabel("best latency (us)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(os.path.join(RESULTS, "protocol_curves.png"), dpi=80)
+    names = [n for n in best if "xgb@64" in best[n] and "wm@64" in best[n]]
+    if names:
+        fig, ax = plt.subplots(figsize=(max(4, len(names)), 3))
+        ax.bar(range(len(names)), [best[n]["xgb@64"] / best[n]["wm@64"] for n in names])
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.set_xticks(range(len(names)), [n.split("/")[0] + "\n" + n.split("/")[1][:18] for n in names],
+                      fontsize=6)
+        ax.set_ylabel("speedup of wm over xgb")
+        fig.tight_layout()
+        fig.savefig(os.path.join(RESULTS, "protocol_speedup.png"), dpi=80)
+    print("\n".join(lines))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("command", choices=["run", "report"])
+    parser.add_argument("--trials", type=int, default=64)
+    args = parser.parse_args()
+    cmd_run(args) if args.command == "run" else cmd_report(args)
+
+
+if __name__ == "__main__":
+    main()
