@@ -1,0 +1,3 @@
+from .build import build
+
+__all__ = ["build"]
