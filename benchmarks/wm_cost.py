@@ -35,6 +35,7 @@ def _workload():
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--out", default="benchmarks/results")
     args = ap.parse_args()
     target = cpu_target()
@@ -50,24 +51,27 @@ def main() -> None:
     wm.predict(ctx, cands[:8])                        # task state cached, as after the first batch
     extractions = state.COUNTERS["feature_extractions"]
 
-    t0 = time.perf_counter()
-    wm.predict(ctx, cands)
-    t_wm = time.perf_counter() - t0
-    assert state.COUNTERS["feature_extractions"] == extractions, "wm extracted features per candidate"
+    # The machine is shared: alternate the evaluators, take each one's fastest of --repeat runs.
+    t_wm = t_replay = t_xgb = float("inf")
+    for _ in range(args.repeat):
+        t0 = time.perf_counter()
+        wm.predict(ctx, cands)
+        t_wm = min(t_wm, time.perf_counter() - t0)
+        assert state.COUNTERS["feature_extractions"] == extractions, "wm extracted per candidate"
 
-    t0 = time.perf_counter()
-    replayed = []
-    for c in cands:
-        sch = Schedule(mod)
-        c.sch.trace.apply_to_schedule(sch, remove_postproc=False)
-        replayed.append(ms.MeasureCandidate(sch, c.args_info))
-    t_replay = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    xgb.predict(ctx, replayed)
-    t_xgb = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        replayed = []
+        for c in cands:
+            sch = Schedule(mod)
+            c.sch.trace.apply_to_schedule(sch, remove_postproc=False)
+            replayed.append(ms.MeasureCandidate(sch, c.args_info))
+        t_replay = min(t_replay, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        xgb.predict(ctx, replayed)
+        t_xgb = min(t_xgb, time.perf_counter() - t0)
 
     n = len(cands)
-    res = {"candidates": n, "workload": "conv2d 3x3 128->128 @28x28 + relu, llvm",
+    res = {"candidates": n, "repeats": args.repeat, "statistic": "min over repeats", "workload": "conv2d 3x3 128->128 @28x28 + relu, llvm",
            "ms_per_1000": {"wm_predict": 1e6 * t_wm / n, "replay": 1e6 * t_replay / n,
                            "psf_plus_xgb_predict": 1e6 * t_xgb / n,
                            "replay_psf_xgb_total": 1e6 * (t_replay + t_xgb) / n},
@@ -77,7 +81,8 @@ def main() -> None:
     (out / "wm_cost.json").write_text(json.dumps(res, indent=1))
     m = res["ms_per_1000"]
     md = "\n".join([
-        "# Evaluator cost (ms per 1,000 candidates, same candidates, one run, shared 2-core CPU)", "",
+        "# Evaluator cost (ms per 1,000 candidates, same candidates, one run, best of "
+        f"{args.repeat} alternating repeats, shared 2-core CPU)", "",
         "| evaluator | ms / 1000 |", "|---|---|",
         f"| world model predict (trace text -> tokens -> network) | {m['wm_predict']:.0f} |",
         f"| replay traces | {m['replay']:.0f} |",
