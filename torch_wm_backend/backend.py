@@ -28,8 +28,12 @@ def compile_aten_graph(gm: torch.fx.GraphModule, settings: Settings, kind: str):
     if settings.trials > 0 and subgraphs:
         from .pipeline import pretune_graph
 
+        from torch._subclasses.fake_tensor import unset_fake_temporarily
+
         try:
-            pretune_graph(subgraphs, settings, budget, f"{kind} graph")
+            # aot_autograd compiles under fake-tensor mode; the world model needs real tensors
+            with unset_fake_temporarily():
+                pretune_graph(subgraphs, settings, budget, f"{kind} graph")
         except Exception as err:  # each subgraph still tunes or falls back on its first call
             log.warning("tvm_wm: tuning the %s graph failed (%s); continuing", kind, err)
     for name, eager in subgraphs.items():

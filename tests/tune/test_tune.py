@@ -39,6 +39,13 @@ def test_tuned_conv_net_is_correct_and_counts_trials():
     assert stats["tuning_failures"] == 0
 
 
+def test_tuning_with_the_world_model_gives_a_correct_model():
+    got, want = _run(one_conv(), torch.randn(1, 3, 16, 16), tuned(cost_model="wm"))
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    stats = torch_wm_backend.stats()
+    assert stats["trials_measured"] > 0 and stats["tuning_failures"] == 0
+
+
 @pytest.mark.slow
 def test_tuned_bert_layer_is_correct():
     from transformers import BertConfig
