@@ -92,9 +92,8 @@ def pretune_graph(subgraphs: dict, settings: Settings, budget, name: str) -> Non
         target = target_for(device)
         from .tune import tune
 
-        database = store.open_records(target)
-        with store.records_lock(target):
-            tune(mods, target, settings, database, budget, name)
+        with store.records_lock(target):  # open under the lock: see what other processes tuned
+            tune(mods, target, settings, store.open_records(target), budget, name)
 
 
 def mismatch(tvm_outs: list, eager_out) -> str:
@@ -123,8 +122,8 @@ def _build(name, target, eager, args, device, settings, store, budget):
     if settings.trials > 0:
         from .tune import tune
 
-        database = store.open_records(target)
-        with store.records_lock(target):
+        with store.records_lock(target):  # open under the lock: see what other processes tuned
+            database = store.open_records(target)
             tune([mod], target, settings, database, budget, name)
     executable = build(mod, target, database)
     extra = {"guard": "tvm", "subgraph": name}
