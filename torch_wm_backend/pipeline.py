@@ -29,6 +29,12 @@ def store_for(root) -> ArtifactStore:
     return ArtifactStore(root)
 
 
+def records_dir_of(store: ArtifactStore, target):
+    from .cache import records_dir
+
+    return str(records_dir(store.root, target)) if store.enabled else None
+
+
 def cache_key(eager: torch.fx.GraphModule, args: list, target, settings: Settings) -> dict:
     """Everything that changes the artifact. Weights are inputs of the graph, so not in the key.
     The graph is keyed by its ATen code, so a warm start looks kernels up without lowering."""
@@ -93,7 +99,8 @@ def pretune_graph(subgraphs: dict, settings: Settings, budget, name: str) -> Non
         from .tune import tune
 
         with store.records_lock(target):  # open under the lock: see what other processes tuned
-            tune(mods, target, settings, store.open_records(target), budget, name)
+            tune(mods, target, settings, store.open_records(target), budget, name,
+                 records_dir_of(store, target))
 
 
 def mismatch(tvm_outs: list, eager_out) -> str:
@@ -124,7 +131,7 @@ def _build(name, target, eager, args, device, settings, store, budget):
 
         with store.records_lock(target):  # open under the lock: see what other processes tuned
             database = store.open_records(target)
-            tune([mod], target, settings, database, budget, name)
+            tune([mod], target, settings, database, budget, name, records_dir_of(store, target))
     executable = build(mod, target, database)
     extra = {"guard": "tvm", "subgraph": name}
     if settings.eager_guard:

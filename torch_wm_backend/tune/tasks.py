@@ -2,6 +2,8 @@
 database keys the tuner writes are the ones the build reads."""
 from __future__ import annotations
 
+import os
+
 import tvm
 import tvm_ffi
 from tvm import relax
@@ -42,26 +44,47 @@ def merged(mods: list, target) -> tuple[list, list]:
     return tasks, weights
 
 
-_TUNED_HERE: set = set()  # (workload hash, target, trials) searched in this process
+_TUNED_HERE: set = set()  # "hash target trials" searched in this process (or read from disk)
+SEARCHED = "searched.txt"  # beside a records database: the same, for every process
 
 
-def mark_tuned(tasks: list, trials: int) -> None:
-    _TUNED_HERE.update((tvm_ffi.structural_hash(t.dispatched[0]), str(t.target), trials) for t in tasks)
+def _mark(task, trials: int) -> str:
+    return f"{tvm_ffi.structural_hash(task.dispatched[0]):x} {task.target} {trials}"
 
 
-def untuned(tasks: list, database, trials: int) -> list:
+def mark_tuned(tasks: list, trials: int, records_dir=None) -> None:
+    """Remember that these tasks were searched with this budget — a space smaller than the budget
+    never fills it, and must not be searched again by every subgraph or process."""
+    marks = [_mark(t, trials) for t in tasks]
+    _TUNED_HERE.update(marks)
+    if records_dir is not None:
+        with open(os.path.join(records_dir, SEARCHED), "a") as f:
+            f.write("".join(m + "\n" for m in marks))
+
+
+def _load_marks(records_dir) -> None:
+    path = os.path.join(records_dir, SEARCHED) if records_dir is not None else None
+    if path and os.path.exists(path):
+        with open(path) as f:
+            _TUNED_HERE.update(line.strip() for line in f)
+
+
+def untuned(tasks: list, database, trials: int, records_dir=None) -> list:
     """Indices of the tasks the database does not already hold ``trials`` measured records for —
     tuned in another subgraph, another model or another process (deduplicated by structural hash)."""
-    todo = []
+    _load_marks(records_dir)
+    todo, records = [], None
     for i, task in enumerate(tasks):
         func = task.dispatched[0]
         if task.mod.attrs is not None and task.mod.attrs.get("tirx.is_scheduled", False):
             continue  # scheduled already (a library kernel): nothing to search
-        if (tvm_ffi.structural_hash(func), str(task.target), trials) in _TUNED_HERE:
+        if _mark(task, trials) in _TUNED_HERE:
             continue  # searched already; its space may hold fewer valid candidates than trials
         if database.has_workload(func):
             workload = database.commit_workload(func)
-            if len(database.get_top_k(workload, trials)) >= trials:
+            records = database.get_all_tuning_records() if records is None else records
+            # failed candidates count too: they were measured, and a rerun would fail them again
+            if sum(1 for r in records if r.workload.same_as(workload)) >= trials:
                 continue
         todo.append(i)
     return todo

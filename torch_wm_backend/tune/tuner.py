@@ -69,14 +69,15 @@ def make_runner(settings: Settings):
 
 
 def tune(mods: list, target, settings: Settings, database, budget: Budget | None = None,
-         name: str = ""):
-    """Measure up to ``settings.trials`` candidates per task of ``mods`` not yet in ``database``."""
+         name: str = "", records_dir=None):
+    """Measure up to ``settings.trials`` candidates per task of ``mods`` not yet in ``database``
+    (nor marked searched in ``records_dir``, the on-disk database's folder, if any)."""
     budget = budget or Budget(settings.time_budget_s)
     if budget.spent():
         log.info("%s: time budget spent; default schedules for untuned kernels", name)
         return database
     all_tasks, all_weights = task_lib.merged(mods, target)
-    picked = task_lib.untuned(all_tasks, database, settings.trials)
+    picked = task_lib.untuned(all_tasks, database, settings.trials, records_dir)
     if not picked:
         return database
     todo = [all_tasks[i] for i in picked]
@@ -113,7 +114,7 @@ def tune(mods: list, target, settings: Settings, database, budget: Budget | None
         bar.close()
         builder.shutdown()
         shutil.rmtree(work_dir, ignore_errors=True)
-    task_lib.mark_tuned(todo, settings.trials)
+    task_lib.mark_tuned(todo, settings.trials, records_dir)
     _log_table(todo, weights, database, bar)
     return database
 
