@@ -25,17 +25,6 @@ def compile_aten_graph(gm: torch.fx.GraphModule, settings: Settings, kind: str):
     parts = partition(gm)
     budget = Budget(settings.time_budget_s)
     subgraphs = {name: getattr(parts.graph_module, name) for name in parts.subgraph_names}
-    if settings.trials > 0 and subgraphs:
-        from .pipeline import pretune_graph
-
-        from torch._subclasses.fake_tensor import unset_fake_temporarily
-
-        try:
-            # aot_autograd compiles under fake-tensor mode; the world model needs real tensors
-            with unset_fake_temporarily():
-                pretune_graph(subgraphs, settings, budget, f"{kind} graph")
-        except Exception as err:  # each subgraph still tunes or falls back on its first call
-            log.warning("tvm_wm: tuning the %s graph failed (%s); continuing", kind, err)
     for name, eager in subgraphs.items():
         setattr(parts.graph_module, name, TvmSubgraph(f"{kind}/{name}", eager, settings, budget))
     counters.bump("graphs_compiled")
@@ -45,7 +34,28 @@ def compile_aten_graph(gm: torch.fx.GraphModule, settings: Settings, kind: str):
     if parts.eager_ops:
         log.info("tvm_wm %s graph: %d ATen nodes to TVM in %d subgraphs; left to PyTorch: %s",
                  kind, parts.nodes_lowered, len(parts.subgraph_names), ", ".join(parts.eager_ops))
-    return parts.graph_module
+    if settings.trials == 0 or not subgraphs:
+        return parts.graph_module
+    return _tune_on_first_call(parts.graph_module, subgraphs, settings, budget, kind)
+
+
+def _tune_on_first_call(graph_module, subgraphs: dict, settings: Settings, budget, kind: str):
+    """The graph, which tunes the kernels of all its subgraphs together when first called —
+    outside aot_autograd's tracing modes, where the world model's own torch code could not run."""
+    pending = [True]
+
+    def run(*args):
+        if pending:
+            pending.clear()
+            from .pipeline import pretune_graph
+
+            try:
+                pretune_graph(subgraphs, settings, budget, f"{kind} graph")
+            except Exception as err:  # each subgraph still tunes or falls back on its first call
+                log.warning("tvm_wm: tuning the %s graph failed (%s); continuing", kind, err)
+        return graph_module(*args)
+
+    return run
 
 
 def tvm_wm(gm: torch.fx.GraphModule, example_inputs, mode=None, options=None):

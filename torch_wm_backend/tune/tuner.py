@@ -110,6 +110,7 @@ def tune(mods: list, target, settings: Settings, database, budget: Budget | None
         counters.bump("tuning_failures")
         log.warning("%s: tuning failed (%s: %s); default schedules where no record exists", name,
                     type(err).__name__, str(err).splitlines()[0] if str(err) else "")
+        log.debug("%s: the failure in full", name, exc_info=True)
     finally:
         bar.close()
         builder.shutdown()

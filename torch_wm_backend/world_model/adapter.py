@@ -116,14 +116,16 @@ class WorldModelCostModel(PyCostModel):
         kinds, attrs, feats, mask = collate(toks)
         st = torch.from_numpy(info.state)[None]
         opt = torch.optim.Adam(self.net.parameters(), lr=self.lr)
-        torch.manual_seed(self.seed)
-        self.net.train()
-        loss = torch.zeros(())
-        for _ in range(steps if steps is not None else self.online_steps):
-            opt.zero_grad()
-            loss = pairwise_rank_loss(self.net(st, kinds, attrs, feats, mask, hw), labels, groups)
-            loss.backward()
-            opt.step()
+        # tuning runs inside the user's program: under its no_grad, and beside its RNG stream
+        with torch.enable_grad(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            self.net.train()
+            loss = torch.zeros(())
+            for _ in range(steps if steps is not None else self.online_steps):
+                opt.zero_grad()
+                loss = pairwise_rank_loss(self.net(st, kinds, attrs, feats, mask, hw), labels, groups)
+                loss.backward()
+                opt.step()
         self.net.eval()
         return float(loss.detach())
 
