@@ -16,3 +16,14 @@ def fresh_state():
 def untuned(**extra):
     """Options that force every subgraph through TVM, so tests check TVM's results."""
     return {"trials": 0, "cache_dir": None, "eager_guard": False, **extra}
+
+
+@pytest.fixture(autouse=True)
+def fresh_tuning_memory():
+    """Each test starts with no tuning remembered in this process (in-memory databases, marks)."""
+    from torch_wm_backend import pipeline
+    from torch_wm_backend.tune import tasks
+
+    pipeline.store_for.cache_clear()
+    tasks._SEARCHED.clear()
+    yield

@@ -107,6 +107,7 @@ class ArtifactStore:
     key_of = staticmethod(key_of)
 
     def __init__(self, root: Union[str, os.PathLike, None]):
+        self._memory: dict = {}  # in-memory tuning databases when bypassed, per target
         self.root = Path(root).expanduser() if root else None
         self.enabled = False
         if self.root is not None:
@@ -188,10 +189,10 @@ class ArtifactStore:
 
     def open_records(self, target):
         """MetaSchedule database for ``target``: on disk (see records.py), or in memory if bypassed."""
-        if not self.enabled:
+        if not self.enabled:  # one per target and process, so subgraphs share what was tuned
             from tvm.s_tir import meta_schedule as ms
 
-            return ms.database.MemoryDatabase()
+            return self._memory.setdefault(str(target), ms.database.MemoryDatabase())
         from .records import open_records
 
         return open_records(self.root, target)

@@ -44,41 +44,48 @@ def merged(mods: list, target) -> tuple[list, list]:
     return tasks, weights
 
 
-_TUNED_HERE: set = set()  # "hash target trials" searched in this process (or read from disk)
-SEARCHED = "searched.txt"  # beside a records database: the same, for every process
+# Per database (its folder, or the in-memory object): "hash target trials" of searched tasks.
+_SEARCHED: dict = {}
+SEARCHED = "searched.txt"  # beside an on-disk records database: the same, for every process
 
 
 def _mark(task, trials: int) -> str:
     return f"{tvm_ffi.structural_hash(task.dispatched[0]):x} {task.target} {trials}"
 
 
-def mark_tuned(tasks: list, trials: int, records_dir=None) -> None:
+def _searched(database, records_dir) -> set:
+    return _SEARCHED.setdefault(records_dir or ("memory", id(database)), set())
+
+
+def mark_tuned(tasks: list, trials: int, database, records_dir=None) -> None:
     """Remember that these tasks were searched with this budget — a space smaller than the budget
     never fills it, and must not be searched again by every subgraph or process."""
     marks = [_mark(t, trials) for t in tasks]
-    _TUNED_HERE.update(marks)
+    _searched(database, records_dir).update(marks)
     if records_dir is not None:
         with open(os.path.join(records_dir, SEARCHED), "a") as f:
             f.write("".join(m + "\n" for m in marks))
 
 
-def _load_marks(records_dir) -> None:
+def _load_marks(database, records_dir) -> set:
+    marks = _searched(database, records_dir)
     path = os.path.join(records_dir, SEARCHED) if records_dir is not None else None
     if path and os.path.exists(path):
         with open(path) as f:
-            _TUNED_HERE.update(line.strip() for line in f)
+            marks.update(line.strip() for line in f)
+    return marks
 
 
 def untuned(tasks: list, database, trials: int, records_dir=None) -> list:
     """Indices of the tasks the database does not already hold ``trials`` measured records for —
     tuned in another subgraph, another model or another process (deduplicated by structural hash)."""
-    _load_marks(records_dir)
+    marks = _load_marks(database, records_dir)
     todo, records = [], None
     for i, task in enumerate(tasks):
         func = task.dispatched[0]
         if task.mod.attrs is not None and task.mod.attrs.get("tirx.is_scheduled", False):
             continue  # scheduled already (a library kernel): nothing to search
-        if _mark(task, trials) in _TUNED_HERE:
+        if _mark(task, trials) in marks:
             continue  # searched already; its space may hold fewer valid candidates than trials
         if database.has_workload(func):
             workload = database.commit_workload(func)

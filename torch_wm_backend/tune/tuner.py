@@ -115,7 +115,7 @@ def tune(mods: list, target, settings: Settings, database, budget: Budget | None
         bar.close()
         builder.shutdown()
         shutil.rmtree(work_dir, ignore_errors=True)
-    task_lib.mark_tuned(todo, settings.trials, records_dir)
+    task_lib.mark_tuned(todo, settings.trials, database, records_dir)
     _log_table(todo, weights, database, bar)
     return database
 
