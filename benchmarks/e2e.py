@@ -54,7 +54,7 @@ def cmd_tune(args):
     path = os.path.join(RESULTS, f"e2e_tuning_t{args.trials}.json")
     done = json.load(open(path)) if os.path.exists(path) else {}
     # variant-major: the world model's runs come last, when its newest weights have landed
-    jobs = [(m, v) for v in ["tvm_wm_untuned", *TUNED] for m in MODELS if f"{m}/{v}" not in done]
+    jobs = [(m, v) for v in ["tvm_wm_untuned", *TUNED] for m in args.models if f"{m}/{v}" not in done]
     for i, (name, variant) in enumerate(jobs):
         print(f"[{i + 1}/{len(jobs)}] tuning {name} {variant} ({args.trials} trials/task)", flush=True)
         proc = subprocess.run([sys.executable, __file__, "_tune_one", name, variant, str(args.trials)],
@@ -162,6 +162,7 @@ def main():
     parser.add_argument("--trials", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--iters", type=int, default=10)
+    parser.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
     args = parser.parse_args()
     cmd_tune(args) if args.command == "tune" else cmd_time(args)
 
