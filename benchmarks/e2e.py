@@ -100,7 +100,7 @@ def cmd_time(args):
         with torch.no_grad():
             fns["inductor"] = torch.compile(model)
             for variant in ["tvm_wm_untuned", *TUNED]:
-                if f"{name}/{variant}" not in tuned:
+                if f"{name}/{variant}" not in tuned or variant in args.skip:
                     continue  # not tuned yet: timing it here would tune it now
                 fns[variant] = torch.compile(model, backend="tvm_wm", options=options(variant, args.trials))
             for variant, fn in fns.items():
@@ -163,6 +163,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
+    parser.add_argument("--skip", nargs="*", default=[], help="variants not to time")
     args = parser.parse_args()
     cmd_tune(args) if args.command == "tune" else cmd_time(args)
 
