@@ -1,4 +1,4 @@
-"""End to end in about a minute: compile a small CNN with tvm_wm, tune it briefly, check it, time it.
+"""End to end in a few minutes: compile a small CNN with tvm_wm, tune it briefly, check it, time it.
 
     python examples/demo.py [--trials N]
 """
