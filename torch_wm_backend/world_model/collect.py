@@ -40,30 +40,23 @@ def cpu_target(cores: int = 2):
 def network_tasks(zoo, name: str, target) -> list:
     """Tuning tasks of a zoo network, heaviest (weight x flop) first."""
     import torch
-    import tvm
-    from tvm import relax
     from tvm.relax.frontend.torch import from_exported_program
     from tvm.s_tir import meta_schedule as ms
+
+    from ..tune.tasks import prepare
 
     model, inputs = zoo.build(name)
     with torch.no_grad():
         ep = torch.export.export(model, inputs)
-    mod = from_exported_program(ep, keep_params_as_input=True)
-    mod = tvm.transform.Sequential([
-        relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern(),
-        relax.transform.FoldConstant(), relax.transform.FuseOps(), relax.transform.FuseTIR(),
-    ])(mod)
+    mod = prepare(from_exported_program(ep, keep_params_as_input=True))
     tasks = ms.relax_integration.extract_tasks(mod, target)
     return sorted(tasks, key=lambda t: -float(t.weight) * task_flops(t))
 
 
 def task_flops(task) -> float:
-    from tvm.s_tir.analysis import estimate_tir_flops
+    from ..tune.tasks import flops
 
-    try:
-        return float(estimate_tir_flops(task.dispatched[0]))
-    except Exception:  # noqa: BLE001 - unknown flops rank last
-        return 1.0
+    return flops(task) or 1.0  # unknown flops rank last
 
 
 def task_hash(task) -> str:
