@@ -17,6 +17,7 @@ _INTS = (
     "tuning_failures",
     "guard_kept_tvm",
     "guard_kept_eager",
+    "guard_retimed",
     "cache_hits",
     "cache_misses",
     "cache_bypasses",

@@ -116,8 +116,46 @@ def test_guard_keeps_a_faster_tvm_kernel():
     x = torch.randn(2, 8)
     from torch_wm_backend.runtime import guard
 
-    wins, t_tvm, t_eager = guard.faster_is_tvm(lambda: None, lambda: model(x), torch.device("cpu"))
-    assert wins and t_tvm < t_eager
+    timing = guard.compare(lambda: None, lambda: model(x), torch.device("cpu"))
+    assert timing.tvm_wins and timing.tvm_s < timing.eager_s
+
+
+def test_guard_notices_a_busy_machine():
+    import subprocess
+    import sys
+
+    from torch_wm_backend.runtime import guard
+
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        import time
+
+        time.sleep(0.5)
+        x = torch.randn(64, 64)
+        timing = guard.compare(lambda: x @ x, lambda: x @ x, torch.device("cpu"), round_s=0.05)
+    finally:
+        for p in burners:
+            p.kill()
+    assert timing.busy
+
+
+def test_a_choice_made_under_load_is_timed_again_on_a_cache_hit(tmp_path, monkeypatch):
+    from torch_wm_backend import pipeline
+    from torch_wm_backend.runtime import guard
+
+    monkeypatch.setattr(pipeline, "compare", lambda *a, **k: guard.Timing(1.0, 0.5, busy=True))
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU())
+    x = torch.randn(2, 8)
+    options = {"trials": 0, "cache_dir": str(tmp_path)}
+    _run(model, x, options)  # decided "eager" on a (pretend) busy machine: provisional
+    assert torch_wm_backend.stats()["guard_kept_eager"] == 1
+    monkeypatch.setattr(pipeline, "compare", lambda *a, **k: guard.Timing(0.5, 1.0, busy=False))
+    torch._dynamo.reset()
+    torch_wm_backend.reset_stats()
+    got, want = _run(model, x, options)  # a hit: timed again, TVM now wins
+    torch.testing.assert_close(got, want)
+    stats = torch_wm_backend.stats()
+    assert stats["cache_hits"] == 1 and stats["guard_retimed"] == 1 and stats["guard_kept_tvm"] == 1
 
 
 def test_builder_failures_leave_a_working_model(monkeypatch):

@@ -54,6 +54,20 @@ def test_predict_runs_no_per_candidate_feature_extraction(cpu_task, monkeypatch)
     assert state.COUNTERS["task_info_hits"] >= 1
 
 
+def test_each_distinct_trace_is_tokenized_once(cpu_task, monkeypatch):
+    from torch_wm_backend.world_model import tokenizer
+
+    ctx, cands = cpu_task
+    texts = []
+    real = tokenizer.tokenize
+    monkeypatch.setattr(tokenizer, "tokenize", lambda text, blocks=None: texts.append(text) or real(text, blocks))
+    model = WorldModelCostModel()
+    first = model.predict(ctx, cands)
+    again = model.predict(ctx, cands)  # evolutionary search re-scores survivors
+    assert len(texts) == len({str(c.sch.trace) for c in cands})
+    np.testing.assert_array_equal(first, again)
+
+
 def test_update_raises_pairwise_accuracy_on_the_running_task(cpu_task):
     ctx, cands = cpu_task
     costs = _synthetic_costs(cands)

@@ -24,6 +24,7 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 WEIGHTS_FILE = WEIGHTS_DIR / "wm.pt"
 _CHUNK = 512
 _BUFFER = 1024   # measured candidates kept per task for online fine-tuning
+_TOKEN_CACHE = 20000  # distinct traces remembered per task
 
 
 def default_config() -> WMConfig:
@@ -70,6 +71,7 @@ class WorldModelCostModel(PyCostModel):
         self.seed = seed
         self._measured: dict = {}     # task key -> (list of tokens, list of costs)
         self._hw: dict = {}
+        self._token_cache: dict = {}  # task key -> {trace text: tokens}
         self.predicted = 0            # candidates scored, for tests and logs
 
     # -- inputs -----------------------------------------------------------------------------
@@ -80,7 +82,19 @@ class WorldModelCostModel(PyCostModel):
         return self._hw[key]
 
     def _tokens(self, info, candidates) -> list:
-        return [tokenizer.tokenize(str(c.sch.trace), info.blocks) for c in candidates]
+        """Tokens of each candidate's trace. Evolutionary search scores many candidates again in
+        later iterations (survivors, undone mutations): tokenize each distinct trace once."""
+        cache = self._token_cache.setdefault(info.key, {})
+        if len(cache) > _TOKEN_CACHE:
+            cache.clear()
+        out = []
+        for c in candidates:
+            text = str(c.sch.trace)
+            tok = cache.get(text)
+            if tok is None:
+                tok = cache[text] = tokenizer.tokenize(text, info.blocks)
+            out.append(tok)
+        return out
 
     def score_tokens(self, info, toks, hw) -> np.ndarray:
         out = []
