@@ -15,14 +15,19 @@ def _cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
+def cpu_target(cores: int | None = None) -> tvm.target.Target:
+    """LLVM for this host's CPU with ``cores`` threads (default: the cores this process may use)."""
+    from tvm.target import codegen
+
+    return tvm.target.Target(
+        {"kind": "llvm", "mcpu": codegen.llvm_get_system_cpu(), "num-cores": cores or _cpu_cores()}
+    )
+
+
 @functools.lru_cache(maxsize=None)
 def target_for(device: torch.device) -> tvm.target.Target:
     if device.type == "cpu":
-        from tvm.target import codegen
-
-        return tvm.target.Target(
-            {"kind": "llvm", "mcpu": codegen.llvm_get_system_cpu(), "num-cores": _cpu_cores()}
-        )
+        return cpu_target()
     if device.type == "cuda":
         major, minor = torch.cuda.get_device_capability(device)
         props = torch.cuda.get_device_properties(device)

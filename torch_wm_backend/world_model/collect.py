@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..lower.target import cpu_target  # noqa: F401  (the collector's CLI and the benchmarks use it)
+
 log = logging.getLogger(__name__)
 DEFAULT_OUT = "benchmarks/work/wm_data"
 DEFAULT_ZOO = "benchmarks/zoo.py"
@@ -28,13 +30,6 @@ def load_zoo(path: str):
     sys.modules["wm_zoo"] = mod
     spec.loader.exec_module(mod)
     return mod
-
-
-def cpu_target(cores: int = 2):
-    import tvm
-    from tvm.target import codegen
-
-    return tvm.target.Target({"kind": "llvm", "mcpu": codegen.llvm_get_system_cpu(), "num-cores": cores})
 
 
 def network_tasks(zoo, name: str, target) -> list:
@@ -219,7 +214,9 @@ def run(args) -> int:
     target = cpu_target(args.cores)
     held_out = eval_hashes(zoo, out, target)
     nets = args.networks or _interleave(list(zoo.EVAL), list(zoo.TRAIN))
-    builder = ms.builder.LocalBuilder(max_workers=args.cores, timeout_sec=60)
+    from ..tune.tuner import make_builder
+
+    builder = make_builder(args.cores)  # keeps its workers: MetaSchedule's restarts them per batch
     runner = ms.runner.LocalRunner(timeout_sec=20, evaluator_config=ms.runner.EvaluatorConfig(
         number=3, repeat=1, min_repeat_ms=0, enable_cpu_cache_flush=False))
     seen: set = set()
@@ -233,6 +230,7 @@ def run(args) -> int:
                                 pbar)
             seen |= set(json.loads((out / name / "tasks.json").read_text()))
             log.info("%s: %d new records (%.0f s)", name, n, time.time() - t0)
+    builder.shutdown()
     return 0
 
 
