@@ -18,6 +18,7 @@ _INTS = (
     "guard_kept_tvm",
     "guard_kept_eager",
     "guard_retimed",
+    "tuned_wrong",  # tuned kernels whose values differed from PyTorch: default schedules used
     "cache_hits",
     "cache_misses",
     "cache_bypasses",

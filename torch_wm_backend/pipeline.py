@@ -17,7 +17,7 @@ from .errors import TvmWmError
 from .lower import target_for, to_relax
 from .runtime.guard import compare
 from .runtime.kernel import Kernel
-from .runtime.subgraph import device_of, output_vals
+from .runtime.subgraph import call_kernel, device_of, output_vals
 from .settings import Settings
 
 log = logging.getLogger("torch_wm_backend")
@@ -113,8 +113,7 @@ def pretune_graph(subgraphs: dict, settings: Settings, budget, name: str) -> Non
 
 def _retime(name, kernel, eager, args, device) -> str:
     """The guard's choice timed again in this process (the stored one was made under load)."""
-    tensors = [a.to(device).contiguous() for a in args if isinstance(a, torch.Tensor)]
-    timing = compare(lambda: kernel(tensors), lambda: eager(*args), device)
+    timing = compare(lambda: call_kernel(kernel, args), lambda: eager(*args), device)
     choice = "tvm" if timing.tvm_wins else "eager"
     counters.bump("guard_retimed")
     log.info("%s: re-timed: tvm %.3f ms, eager %.3f ms -> %s", name, timing.tvm_s * 1e3,
@@ -153,14 +152,24 @@ def _build(name, target, eager, args, device, settings, store, budget):
             tune([mod], target, settings, database, budget, name, records_dir_of(store, target))
     executable = build(mod, target, database)
     extra = {"guard": "tvm", "subgraph": name}
-    if settings.eager_guard:
+    # Values are always checked, guard or not: MetaSchedule can pick a wrong schedule (measured:
+    # 2 of 24 sampled schedules of a BERT layer-norm kernel, rfactor + compute_at of its two
+    # reductions, computed wrong values). Then default schedules, and if those differ too, PyTorch.
+    kernel = Kernel(executable, device)
+    problem = mismatch(call_kernel(kernel, args), eager(*args))
+    if problem and database is not None:
+        log.warning("%s: the tuned kernel's result differs from PyTorch's (%s): a wrong schedule; "
+                    "default schedules are used instead", name, problem)
+        counters.bump("tuned_wrong")
+        executable = build(mod, target, None)
         kernel = Kernel(executable, device)
-        tensors = [a.to(device).contiguous() for a in args if isinstance(a, torch.Tensor)]
-        problem = mismatch(kernel(tensors), eager(*args))
-        if problem:  # never trade a correct result for a fast one
-            log.warning("%s: TVM's result differs from PyTorch's (%s); it runs in PyTorch", name, problem)
-            return {}, {**extra, "guard": "eager", "mismatch": problem}
-        timing = compare(lambda: kernel(tensors), lambda: eager(*args), device)
+        problem = mismatch(call_kernel(kernel, args), eager(*args))
+        extra["tuned_wrong"] = True
+    if problem:  # never trade a correct result for a fast one
+        log.warning("%s: TVM's result differs from PyTorch's (%s); it runs in PyTorch", name, problem)
+        return {}, {**extra, "guard": "eager", "mismatch": problem}
+    if settings.eager_guard:
+        timing = compare(lambda: call_kernel(kernel, args), lambda: eager(*args), device)
         extra.update(guard="tvm" if timing.tvm_wins else "eager", tvm_ms=timing.tvm_s * 1e3,
                      eager_ms=timing.eager_s * 1e3, provisional=timing.busy)
         log.info("%s: tvm %.3f ms, eager %.3f ms -> %s%s", name, timing.tvm_s * 1e3,

@@ -68,8 +68,10 @@ assert torch_wm_backend.stats()["trials_measured"] > 0
 
 @pytest.mark.slow
 def test_tuned_bert_layer_is_correct():
-    # A fresh process: after other tuning tests in the same process this gave wrong results once
-    # (CI, 2026-11-26; cause not found yet — see the issue note). Alone it is correct.
+    # This failed about one run in four before the value check became unconditional: MetaSchedule
+    # sometimes picked a schedule of the layer-norm kernel (rfactor + compute_at of its two
+    # reductions) that computes wrong values; which one wins depends on measured times. The check
+    # now replaces such a kernel by default schedules. Run in a fresh process, as a user would.
     import subprocess
     import sys
 
@@ -109,6 +111,38 @@ def test_guard_never_keeps_a_wrong_result(monkeypatch, caplog):
     torch.testing.assert_close(got, want)
     assert torch_wm_backend.stats()["guard_kept_eager"] == 1
     assert any("differs from PyTorch" in r.message for r in caplog.records)
+
+
+def test_a_wrong_tuned_kernel_is_replaced_by_default_schedules(monkeypatch):
+    # MetaSchedule can choose a schedule that computes wrong values (seen on a BERT layer norm);
+    # pretend every tuned build is one: the model must still be right, and still run in TVM
+    from torch_wm_backend import pipeline
+    from torch_wm_backend.runtime import kernel as kernel_mod
+
+    tuned = []  # executables built from the tuning database (kept alive: compared by identity)
+    real_build, real_init, real_call = pipeline.build, kernel_mod.Kernel.__init__, kernel_mod.Kernel.__call__
+
+    def build(mod, target, database=None):
+        exe = real_build(mod, target, database)
+        if database is not None:
+            tuned.append(exe)
+        return exe
+
+    def init(self, executable, device):
+        real_init(self, executable, device)
+        self.wrong = any(executable is e for e in tuned)
+
+    monkeypatch.setattr("torch_wm_backend.tune.tune", lambda *a, **k: None)  # no search: fast
+    monkeypatch.setattr(pipeline, "build", build)
+    monkeypatch.setattr(kernel_mod.Kernel, "__init__", init)
+    monkeypatch.setattr(kernel_mod.Kernel, "__call__",
+                        lambda self, t: [o + 1 if getattr(self, "wrong", False) else o for o in real_call(self, t)])
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU())
+    x = torch.randn(2, 8)
+    got, want = _run(model, x, {"trials": 2, "cache_dir": None, "eager_guard": False})
+    torch.testing.assert_close(got, want)
+    stats = torch_wm_backend.stats()
+    assert len(tuned) == 1 and stats["tuned_wrong"] == 1 and stats["subgraphs_compiled"] == 1
 
 
 def test_guard_keeps_a_faster_tvm_kernel():
