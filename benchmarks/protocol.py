@@ -97,9 +97,10 @@ def cmd_report(args) -> None:
     import matplotlib.pyplot as plt
 
     from machine import describe
-    from subgraphs import representative
+    from subgraphs import representative, write
 
     chosen = representative()
+    print(write(chosen))
     table, curves = {}, {}
     for i, cm, seed, trials in runs(len(chosen), args.trials):
         name = chosen[i][0]

@@ -39,31 +39,45 @@ def representative(target=None) -> list:
     return chosen
 
 
-def check_not_trained(chosen, data_dir=os.path.join(HERE, "work", "wm_data")) -> list:
-    """Names of chosen subgraphs whose workload is among the world model's training tasks
-    (the ``tasks.json`` manifests of the collector's training networks)."""
+def training_tasks(data_dir=os.path.join(HERE, "work", "wm_data")) -> tuple:
+    """(workload hashes, network names) of the world model's training data: the ``tasks.json``
+    manifests the collector writes for each training network."""
     import glob
     import json
 
-    from torch_wm_backend.world_model.collect import task_hash
-
-    trained = set()
+    trained, nets = set(), []
     for path in glob.glob(os.path.join(data_dir, "*", "tasks.json")):
         if os.path.basename(os.path.dirname(path)) not in NETWORKS:  # a training network
             trained |= set(json.load(open(path)))
+            nets.append(os.path.basename(os.path.dirname(path)))
+    if not nets:
+        raise FileNotFoundError(f"no training manifests under {data_dir}: run `tvm-wm collect` first")
+    return trained, sorted(nets)
+
+
+def check_not_trained(chosen, trained: set) -> list:
+    """Names of chosen subgraphs whose workload is among the training tasks."""
+    from torch_wm_backend.world_model.collect import task_hash
+
     return [name for name, task, _, _ in chosen if task_hash(task) in trained]
 
 
-def main():
-    chosen = representative()
+def write(chosen) -> str:
+    """results/subgraphs.md: the table and the leak check; returns its text."""
     lines = ["| # | subgraph | MFLOP | weight |", "|---|---|---|---|"]
     for i, (name, _, flops, weight) in enumerate(chosen):
         lines.append(f"| {i} | {name} | {flops / 1e6:.1f} | {weight:g} |")
-    leaked = check_not_trained(chosen)
-    text = "\n".join(lines) + f"\n\nIn the world model's training data: {leaked or 'none'}\n"
+    trained, nets = training_tasks()
+    leaked = check_not_trained(chosen, trained)
+    text = "\n".join(lines) + (f"\n\nChecked against the world model's training data ({len(trained)} tasks of "
+                               f"{len(nets)} networks: {', '.join(nets)}): in it: {leaked or 'none'}\n")
     os.makedirs(RESULTS, exist_ok=True)
     open(os.path.join(RESULTS, "subgraphs.md"), "w").write("# Representative subgraphs\n\n" + text)
-    print(text)
+    return text
+
+
+def main():
+    print(write(representative()))
 
 
 if __name__ == "__main__":
