@@ -4,7 +4,8 @@
                                           # benchmarks/work/protocol/<subgraph>/<cost model>_s<seed>_t<trials>/
     python benchmarks/protocol.py report  # tables, tuning curves and the speedup bar chart
 
-Runs: wm and xgb with seeds 0-2 and random with seed 0, 64 trials each, identical search settings
+Runs: wm and xgb with seeds 0-2 and random with seed 0, 64 trials each (4 rounds of 16: the
+cost model learns between rounds), identical search settings
 (tune/tuner.py: make_search, make_builder, make_runner); xgb with 640 trials (seed 0) on the first
 half of the subgraphs as the large-budget reference. Per run the best measured latency and the
 best-so-far curve over trials.
@@ -56,7 +57,7 @@ def tune_one(task, target, cm: str, seed: int, trials: int, directory: str) -> N
     from torch_wm_backend.lower.target import _cpu_cores
     from torch_wm_backend.settings import Settings
     from torch_wm_backend.tune import cost_models
-    from torch_wm_backend.tune.tuner import _contexts, make_builder, make_runner
+    from torch_wm_backend.tune.tuner import _contexts, make_builder, make_runner, per_round
 
     done = len(curve(directory))
     if done >= trials:
@@ -69,7 +70,7 @@ def tune_one(task, target, cm: str, seed: int, trials: int, directory: str) -> N
     try:
         ms.tune_tasks(tasks=contexts, task_weights=weights, work_dir=directory,
                       max_trials_global=trials - done, max_trials_per_task=trials - done,
-                      num_trials_per_iter=64, builder=builder, runner=make_runner(settings),
+                      num_trials_per_iter=per_round(trials), builder=builder, runner=make_runner(settings),
                       database=ms.database.JSONDatabase(work_dir=directory),
                       cost_model=cost_models.create(cm, target, cores))
     finally:

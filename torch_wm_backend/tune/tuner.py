@@ -51,6 +51,13 @@ def make_search(trials: int):
         population_size=population, init_min_unmeasured=min(50, population // 2))
 
 
+def per_round(trials: int) -> int:
+    """Candidates measured per search round: at least 4 rounds from 32 trials on, so the cost
+    model learns from measurements before it picks again (one round of 64 would leave XGB, which
+    starts untrained, picking at random)."""
+    return max(1, min(64, trials, max(8, trials // 4)))
+
+
 def make_builder(num_cores: int):
     return PersistentBuilder(max_workers=num_cores, timeout_sec=BUILD_TIMEOUT_S)
 
@@ -96,7 +103,7 @@ def tune(mods: list, target, settings: Settings, database, budget: Budget | None
             work_dir=work_dir,
             max_trials_global=settings.trials * len(todo),
             max_trials_per_task=settings.trials,
-            num_trials_per_iter=min(64, settings.trials),
+            num_trials_per_iter=per_round(settings.trials),
             builder=builder,
             runner=make_runner(settings),
             database=database,
