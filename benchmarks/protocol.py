@@ -51,6 +51,13 @@ def curve(directory: str) -> list:
     return out
 
 
+def wall_s(directory: str) -> float:
+    """Search + build + measure seconds of a run: first write of its database to its last record
+    (a resumed run counts its pauses too)."""
+    first = os.path.getmtime(os.path.join(directory, "database_workload.json"))
+    return os.path.getmtime(os.path.join(directory, "database_tuning_record.json")) - first
+
+
 def tune_one(task, target, cm: str, seed: int, trials: int, directory: str) -> None:
     from tvm.s_tir import meta_schedule as ms
 
@@ -102,13 +109,14 @@ def cmd_report(args) -> None:
 
     chosen = representative()
     print(write(chosen))
-    table, curves = {}, {}
+    table, curves, walls = {}, {}, {}
     for i, cm, seed, trials in runs(len(chosen), args.trials):
         name = chosen[i][0]
         c = curve(run_dir(name, cm, seed, trials))
         if len(c) >= trials and math.isfinite(c[-1]):
             table.setdefault(name, {}).setdefault(f"{cm}@{trials}", []).append(c[-1])
             curves.setdefault(name, {}).setdefault(f"{cm}@{trials}", []).append(c)
+            walls.setdefault(f"{cm}@{trials}", []).append(wall_s(run_dir(name, cm, seed, trials)))
     if not table:
         print("no completed runs yet")
         return
@@ -129,10 +137,18 @@ def cmd_report(args) -> None:
             geo = math.exp(sum(map(math.log, ratios)) / len(ratios))
             summary[f"{a}/{b}"] = {"n": len(ratios), "geomean": geo, "mean": sum(ratios) / len(ratios)}
             lines.append(f"| {a} / {b} | {len(ratios)} | ×{geo:.3f} | ×{sum(ratios) / len(ratios):.3f} |")
-    json.dump({"machine": describe(), "best_s": best, "ratios": summary},
+    planned = runs(len(chosen), args.trials)
+    lines += ["", f"Runs complete: {sum(map(len, walls.values()))} of {len(planned)} planned.", "",
+              "| cost model @ trials | runs | mean wall time per run (s): search + build + measure |",
+              "|---|---|---|"]
+    lines += [f"| {k} | {len(v)} | {sum(v) / len(v):.0f} |" for k, v in sorted(walls.items())]
+    machine = describe()
+    json.dump({"machine": machine, "best_s": best, "ratios": summary, "runs": {k: len(v) for k, v in walls.items()},
+               "wall_s": {k: sum(v) / len(v) for k, v in walls.items()}},
               open(os.path.join(RESULTS, "protocol.json"), "w"), indent=1)
-    open(os.path.join(RESULTS, "protocol.md"), "w").write("# Protocol: best latency per subgraph "
-                                                          "(mean over seeds)\n\n" + "\n".join(lines) + "\n")
+    head = (f"# Protocol: best latency per subgraph (mean over the seeds run) — {machine['cpu']}, "
+            f"{machine['cores']} cores, {machine['date']}\n\nLatency a / latency b above 1: b is faster.\n\n")
+    open(os.path.join(RESULTS, "protocol.md"), "w").write(head + "\n".join(lines) + "\n")
     cols = min(4, len(curves))
     rows = math.ceil(len(curves) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
