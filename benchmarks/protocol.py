@@ -18,7 +18,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-WORK = os.path.join(HERE, "work", "protocol")
+WORK = os.environ.get("TVM_WM_PROTOCOL_WORK", os.path.join(HERE, "work", "protocol"))
 RESULTS = os.path.join(HERE, "results")
 
 
