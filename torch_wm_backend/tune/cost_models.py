@@ -19,7 +19,11 @@ def create(name: str, target, num_cores: int):
                 "cost_model='xgb' needs xgboost: pip install 'torch_wm_backend[bench]' "
                 "(or xgboost), or use cost_model='wm'"
             ) from err
-        return ms.CostModel.create("xgb", num_tuning_cores=num_cores, tree_method="auto")
+        # MetaSchedule's default waits for 100 measurements before its first prediction (random
+        # until then): a task tuned with 64 trials alone would never use the model. Learn from the
+        # first measured round instead.
+        return ms.CostModel.create("xgb", num_tuning_cores=num_cores, tree_method="auto",
+                                   num_warmup_samples=0)
     if name == "random":
         return ms.CostModel.create("random")
     raise TvmWmError(f"unknown cost model {name!r}")
