@@ -67,4 +67,21 @@ def partition(gm: torch.fx.GraphModule) -> Partitioned:
     nodes_lowered = sum(op_name(n) != "getitem" for n in lowered)
     fused = partitioner.fuse_partitions(proposed, prefix="tvm_subgraph_")
     names = [name for name, _ in fused.named_children() if name.startswith("tvm_subgraph_")]
+    for module in fused.modules():
+        if isinstance(module, torch.fx.GraphModule):
+            views_to_reshapes(module)
     return Partitioned(fused, names, nodes_lowered, len(eager), eager_ops)
+
+
+def views_to_reshapes(gm: torch.fx.GraphModule) -> None:
+    """TVM returns contiguous tensors where ATen's values may have been strided views, so a
+    ``view`` that PyTorch runs on one (beside a subgraph, or in a subgraph's eager fallback) can
+    fail. ``reshape`` views where it can and copies where it must; in these functional graphs
+    nothing can tell the two apart. (TVM imports both alike.)"""
+    changed = False
+    for node in gm.graph.nodes:
+        if node.op == "call_function" and node.target is torch.ops.aten.view.default:
+            node.target = torch.ops.aten.reshape.default
+            changed = True
+    if changed:
+        gm.recompile()
