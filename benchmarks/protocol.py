@@ -122,13 +122,14 @@ def cmd_report(args) -> None:
         return
     best = {n: {k: sum(v) / len(v) for k, v in runs_.items()} for n, runs_ in table.items()}
     pairs = [("xgb@64", "wm@64"), ("random@64", "wm@64"), (f"xgb@{10 * args.trials}", "wm@64")]
-    lines = ["| subgraph | " + " | ".join(f"{k} (us)" for k in ("wm@64", "xgb@64", "random@64",
-                                                               f"xgb@{10 * args.trials}")) + " |",
-             "|---|---|---|---|---|"]
+    flops = {name: f for name, _, f, _ in chosen}
+    keys = ("wm@64", "xgb@64", "random@64", f"xgb@{10 * args.trials}")
+    lines = ["| subgraph | MFLOP | " + " | ".join(f"{k} (us)" for k in keys) + " | wm GFLOP/s |",
+             "|---|---|---|---|---|---|---|"]
     for name, b in best.items():
-        cells = [f"{b[k] * 1e6:.1f}" if k in b else "-" for k in ("wm@64", "xgb@64", "random@64",
-                                                                   f"xgb@{10 * args.trials}")]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        cells = [f"{b[k] * 1e6:.1f}" if k in b else "-" for k in keys]
+        gflops = f"{flops[name] / b['wm@64'] / 1e9:.0f}" if "wm@64" in b else "-"
+        lines.append(f"| {name} | {flops[name] / 1e6:.0f} | " + " | ".join(cells) + f" | {gflops} |")
     lines += ["", "| ratio (latency a / latency b) | subgraphs | geomean | mean |", "|---|---|---|---|"]
     summary = {}
     for a, b in pairs:
