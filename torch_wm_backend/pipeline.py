@@ -54,18 +54,22 @@ def compile_subgraph(name: str, eager: torch.fx.GraphModule, args: list, setting
     try:
         target = target_for(device)
         store = store_for(settings.cache_dir)
-        built = []
-        entry = store.get_or_build(
-            cache_key(eager, args, target, settings),
-            lambda: built.append(1) or _build(name, target, eager, args, device, settings, store, budget))
+        built = []  # whether this call built the entry (its guard choice is then fresh)
+
+        def build_here():
+            built.append(True)
+            return _build(name, target, eager, args, device, settings, store, budget)
+
+        entry = store.get_or_build(cache_key(eager, args, target, settings), build_here)
         guard = entry.extra["guard"]
         # a choice made while other processes loaded the CPU is timed again here
         retime = settings.eager_guard and entry.extra.get("provisional") and not built \
             and KERNEL in entry.files
         if guard == "tvm" or retime:
             kernel = Kernel(tvm.runtime.load_module(str(entry.files[KERNEL])), device)
-        if retime:
-            guard = _retime(name, kernel, eager, args, device)
+        if retime:  # decided on a busy machine: time it again here
+            guard, _ = _choose(name, kernel, eager, args, device)
+            counters.bump("guard_retimed")
         if settings.eager_guard:  # counted on hits too: the choice is part of the artifact
             counters.bump(f"guard_kept_{guard}")
         if guard == "eager":
@@ -111,14 +115,13 @@ def pretune_graph(subgraphs: dict, settings: Settings, budget, name: str) -> Non
                  records_dir_of(store, target))
 
 
-def _retime(name, kernel, eager, args, device) -> str:
-    """The guard's choice timed again in this process (the stored one was made under load)."""
+def _choose(name, kernel, eager, args, device):
+    """The guard's choice, "tvm" or "eager", timing the model's own call path; and the timing."""
     timing = compare(lambda: call_kernel(kernel, args), lambda: eager(*args), device)
     choice = "tvm" if timing.tvm_wins else "eager"
-    counters.bump("guard_retimed")
-    log.info("%s: re-timed: tvm %.3f ms, eager %.3f ms -> %s", name, timing.tvm_s * 1e3,
-             timing.eager_s * 1e3, choice)
-    return choice
+    log.info("%s: tvm %.3f ms, eager %.3f ms -> %s%s", name, timing.tvm_s * 1e3,
+             timing.eager_s * 1e3, choice, " (machine busy: provisional)" if timing.busy else "")
+    return choice, timing
 
 
 def mismatch(tvm_outs: list, eager_out) -> str:
@@ -155,25 +158,24 @@ def _build(name, target, eager, args, device, settings, store, budget):
     # Values are always checked, guard or not: MetaSchedule can pick a wrong schedule (measured:
     # 2 of 24 sampled schedules of a BERT layer-norm kernel, rfactor + compute_at of its two
     # reductions, computed wrong values). Then default schedules, and if those differ too, PyTorch.
+    want = eager(*args)
     kernel = Kernel(executable, device)
-    problem = mismatch(call_kernel(kernel, args), eager(*args))
+    problem = mismatch(call_kernel(kernel, args), want)
     if problem and database is not None:
         log.warning("%s: the tuned kernel's result differs from PyTorch's (%s): a wrong schedule; "
                     "default schedules are used instead", name, problem)
         counters.bump("tuned_wrong")
         executable = build(mod, target, None)
         kernel = Kernel(executable, device)
-        problem = mismatch(call_kernel(kernel, args), eager(*args))
+        problem = mismatch(call_kernel(kernel, args), want)
         extra["tuned_wrong"] = True
     if problem:  # never trade a correct result for a fast one
         log.warning("%s: TVM's result differs from PyTorch's (%s); it runs in PyTorch", name, problem)
         return {}, {**extra, "guard": "eager", "mismatch": problem}
     if settings.eager_guard:
-        timing = compare(lambda: call_kernel(kernel, args), lambda: eager(*args), device)
-        extra.update(guard="tvm" if timing.tvm_wins else "eager", tvm_ms=timing.tvm_s * 1e3,
-                     eager_ms=timing.eager_s * 1e3, provisional=timing.busy)
-        log.info("%s: tvm %.3f ms, eager %.3f ms -> %s%s", name, timing.tvm_s * 1e3,
-                 timing.eager_s * 1e3, extra["guard"], " (machine busy: provisional)" if timing.busy else "")
+        choice, timing = _choose(name, kernel, eager, args, device)
+        extra.update(guard=choice, tvm_ms=timing.tvm_s * 1e3, eager_ms=timing.eager_s * 1e3,
+                     provisional=timing.busy)
     # the kernel is kept even where eager won: a provisional choice is timed again later
     with tempfile.TemporaryDirectory(prefix="tvm_wm_") as tmp:
         path = os.path.join(tmp, KERNEL)

@@ -7,12 +7,13 @@ marked provisional, and the pipeline times it again in a later process instead o
 """
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 
 import psutil
 import torch
+
+from ..lower.target import _cpu_cores
 
 BUSY_FRACTION = 0.25  # others used more than this share of the cores while we timed: busy
 
@@ -73,5 +74,4 @@ def compare(tvm_fn, eager_fn, device: torch.device, rounds: int = 5, round_s: fl
             best_eager = min(best_eager, _round(eager_fn, n_eager, device))
         wall = time.perf_counter() - wall
         others = (_cpu_busy_s() - total) - (_own_cpu_s(proc) - own)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return Timing(best_tvm, best_eager, busy=others > BUSY_FRACTION * cores * wall)
+    return Timing(best_tvm, best_eager, busy=others > BUSY_FRACTION * _cpu_cores() * wall)

@@ -219,18 +219,20 @@ def run(args) -> int:
     builder = make_builder(args.cores)  # keeps its workers: MetaSchedule's restarts them per batch
     runner = ms.runner.LocalRunner(timeout_sec=20, evaluator_config=ms.runner.EvaluatorConfig(
         number=3, repeat=1, min_repeat_ms=0, enable_cpu_cache_flush=False))
-    seen: set = set()
-    t0 = time.time()
-    with tqdm(total=len(nets) * args.max_tasks * args.trials, desc="measure", unit="cand") as pbar:
-        for name in nets:
-            is_eval = name in zoo.EVAL
-            skip = seen if is_eval else (held_out | seen)
-            n = collect_network(zoo, name, out, target, args.trials,
-                                args.eval_tasks if is_eval else args.max_tasks, skip, builder, runner,
-                                pbar)
-            seen |= set(json.loads((out / name / "tasks.json").read_text()))
-            log.info("%s: %d new records (%.0f s)", name, n, time.time() - t0)
-    builder.shutdown()
+    try:
+        seen: set = set()
+        t0 = time.time()
+        with tqdm(total=len(nets) * args.max_tasks * args.trials, desc="measure", unit="cand") as pbar:
+            for name in nets:
+                is_eval = name in zoo.EVAL
+                skip = seen if is_eval else (held_out | seen)
+                n = collect_network(zoo, name, out, target, args.trials,
+                                    args.eval_tasks if is_eval else args.max_tasks, skip, builder, runner,
+                                    pbar)
+                seen |= set(json.loads((out / name / "tasks.json").read_text()))
+                log.info("%s: %d new records (%.0f s)", name, n, time.time() - t0)
+    finally:
+        builder.shutdown()
     return 0
 
 
