@@ -58,6 +58,11 @@ def wall_s(directory: str) -> float:
     return os.path.getmtime(os.path.join(directory, "database_tuning_record.json")) - first
 
 
+def _mean_at(cs: list, t: int) -> float:
+    """Best-so-far latency after t trials, averaged over a cost model's runs (seeds)."""
+    return sum(c[t - 1] for c in cs) / len(cs)
+
+
 def tune_one(task, target, cm: str, seed: int, trials: int, directory: str) -> None:
     from tvm.s_tir import meta_schedule as ms
 
@@ -138,6 +143,19 @@ def cmd_report(args) -> None:
             geo = math.exp(sum(map(math.log, ratios)) / len(ratios))
             summary[f"{a}/{b}"] = {"n": len(ratios), "geomean": geo, "mean": sum(ratios) / len(ratios)}
             lines.append(f"| {a} / {b} | {len(ratios)} | ×{geo:.3f} | ×{sum(ratios) / len(ratios):.3f} |")
+    lines += ["", "Best latency found after t trials (mean over seeds per subgraph, geomean of the ratio over "
+              "subgraphs): how the cost models' leads evolve.", "",
+              "| trials | " + " | ".join(f"{a} / {b}" for a, b in pairs[:2]) + " |", "|---|---|---|"]
+    by_trial = {}
+    for t in sorted({1, 2, 4, 8, 16, 32, args.trials}):
+        row = []
+        for a, b in pairs[:2]:
+            ratios = [_mean_at(c[a], t) / _mean_at(c[b], t) for c in curves.values() if a in c and b in c]
+            geo = math.exp(sum(map(math.log, ratios)) / len(ratios)) if ratios else float("nan")
+            by_trial.setdefault(f"{a}/{b}", {})[t] = geo
+            row.append(f"×{geo:.2f}")
+        lines.append(f"| {t} | " + " | ".join(row) + " |")
+    summary["by_trial"] = by_trial
     planned = runs(len(chosen), args.trials)
     lines += ["", f"Runs complete: {sum(map(len, walls.values()))} of {len(planned)} planned.", "",
               "| cost model @ trials | runs | mean wall time per run (s): search + build + measure |",
