@@ -5,6 +5,7 @@ and are scored on the evaluation networks' records: pairwise accuracy and top-1/
 Writes benchmarks/results/wm_eval.{json,md}.
 
     python benchmarks/wm_eval.py [--data benchmarks/work/wm_data]
+    python benchmarks/wm_eval.py --target cuda --data DIR   # GPU records -> wm_eval_cuda.{json,md}
 """
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ import numpy as np
 import torch
 
 from torch_wm_backend.world_model import dataset, hardware
-from torch_wm_backend.world_model.adapter import WEIGHTS_FILE, load_weights
-from torch_wm_backend.world_model.collect import cpu_target, load_zoo
+from torch_wm_backend.world_model.adapter import load_weights, weights_file
+from torch_wm_backend.world_model.collect import load_zoo, parse_target
 from torch_wm_backend.world_model.trainer import score_groups
 
 
@@ -75,10 +76,14 @@ def baseline_scores(kind, train, test, target):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", default="benchmarks/work/wm_data")
-    ap.add_argument("--weights", default=str(WEIGHTS_FILE))
+    ap.add_argument("--target", default="cpu", help="cpu, cuda or cuda:sm_XY: the records' target")
+    ap.add_argument("--weights", default=None, help="default: the shipped weights for the target")
     ap.add_argument("--out", default="benchmarks/results")
     args = ap.parse_args()
-    target = cpu_target()
+    target = parse_target(args.target)
+    kind = target.kind.name
+    args.weights = args.weights or str(weights_file(kind))
+    stem = "wm_eval" if kind == "llvm" else f"wm_eval_{kind}"
     zoo = load_zoo("benchmarks/zoo.py")
     nets = dataset.networks_in(args.data)
     meta_path = Path(args.weights).with_suffix(".json")
@@ -88,23 +93,23 @@ def main() -> None:
     train = dataset.load_groups(args.data, train_nets, target, keep_mod=True)
     test = dataset.load_groups(args.data, test_nets, target, keep_mod=True)
     hw = torch.from_numpy(hardware.hardware_features(target))[None]
-    res = {"train_networks": train_nets, "test_networks": test_nets,
+    res = {"target": str(target), "train_networks": train_nets, "test_networks": test_nets,
            "train_tasks": len(train), "train_records": int(sum(len(g.costs) for g in train)),
            "test_tasks": len(test), "test_records": int(sum(len(g.costs) for g in test)), "models": {}}
     net = load_weights(args.weights)
     res["models"]["wm"] = dataset.ranking_metrics(test, score_groups(net, test, hw))
     rng = np.random.default_rng(0)
     res["models"]["random"] = dataset.ranking_metrics(test, [rng.random(len(g.costs)) for g in test])
-    for kind in ("xgb", "mlp"):
+    for baseline in ("xgb", "mlp"):
         try:
-            scores, fit = baseline_scores(kind, train, test, target)
-            res["models"][kind] = {**dataset.ranking_metrics(test, scores), "fit_seconds": round(fit, 1)}
+            scores, fit = baseline_scores(baseline, train, test, target)
+            res["models"][baseline] = {**dataset.ranking_metrics(test, scores), "fit_seconds": round(fit, 1)}
         except Exception as err:  # noqa: BLE001 - report a failing baseline, keep the others
-            res["models"][kind] = {"error": repr(err)[:300]}
+            res["models"][baseline] = {"error": repr(err)[:300]}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "wm_eval.json").write_text(json.dumps(res, indent=1))
-    lines = [f"# World model offline accuracy (held-out networks: {', '.join(test_nets)})", "",
+    (out / f"{stem}.json").write_text(json.dumps(res, indent=1))
+    lines = [f"# World model offline accuracy, {kind} (held-out networks: {', '.join(test_nets)})", "",
              f"Training: {res['train_records']} records / {res['train_tasks']} tasks from "
              f"{len(train_nets)} networks. Test: {res['test_records']} records / "
              f"{res['test_tasks']} tasks.", "",
@@ -114,7 +119,7 @@ def main() -> None:
             lines.append(f"| {name} | error: {m['error'][:80]} | | |")
         else:
             lines.append(f"| {name} | {m['pairwise_acc']:.3f} | {m['top1']:.3f} | {m['top5']:.3f} |")
-    (out / "wm_eval.md").write_text("\n".join(lines) + "\n")
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

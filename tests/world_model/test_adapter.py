@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 import tvm
 from tvm.s_tir import meta_schedule as ms
 
@@ -90,3 +91,24 @@ def test_predict_scores_cpu_and_cuda_candidates(kind, cpu_task, cuda_task):
     ctx, cands = cpu_task if kind == "cpu" else cuda_task
     scores = WorldModelCostModel().predict(ctx, cands)
     assert np.isfinite(scores).all() and (scores >= 0).all()
+
+
+def test_gpu_targets_load_gpu_weights_else_the_cpu_ones(tmp_path, monkeypatch):
+    from torch_wm_backend.lower.target import parse_target
+    from torch_wm_backend.world_model import adapter
+
+    cuda = parse_target("cuda:sm_90")  # no GPU needed
+    assert cuda.kind.name == "cuda" and str(cuda.attrs["arch"]) == "sm_90"
+    assert adapter.weights_file("cuda").name == "wm_cuda.pt" and adapter.weights_file("llvm").name == "wm.pt"
+    cpu_net, gpu_net = WorldModelCostModel().net, WorldModelCostModel(seed=1).net
+    monkeypatch.setattr(adapter, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(adapter, "WEIGHTS_FILE", tmp_path / "wm.pt")
+    adapter.save_weights(cpu_net, tmp_path / "wm.pt")
+    first = next(create_cost_model(cuda).net.parameters())
+    assert torch.equal(first, next(cpu_net.parameters()))  # no GPU weights yet: the CPU ones
+    adapter.save_weights(gpu_net, tmp_path / "wm_cuda.pt")
+    assert torch.equal(next(create_cost_model(cuda).net.parameters()), next(gpu_net.parameters()))
+    assert torch.equal(next(create_cost_model(parse_target("cpu:2")).net.parameters()),
+                       next(cpu_net.parameters()))
+    with pytest.raises(Exception, match="unknown target"):
+        parse_target("tpu")

@@ -24,6 +24,23 @@ def cpu_target(cores: int | None = None) -> tvm.target.Target:
     )
 
 
+def cuda_target(arch: str = "sm_80", registers_per_block: int = 65536) -> tvm.target.Target:
+    """CUDA for compute capability ``arch`` (e.g. "sm_90"); needs no GPU, so data and weights for a
+    GPU can be prepared on any machine."""
+    return tvm.target.Target(
+        {
+            "kind": "cuda",
+            "arch": arch,
+            "max_threads_per_block": 1024,
+            "max_shared_memory_per_block": 49152,
+            "thread_warp_size": 32,
+            "max_num_threads": 1024,
+            "registers_per_block": registers_per_block,
+        },
+        host={"kind": "llvm"},
+    )
+
+
 @functools.lru_cache(maxsize=None)
 def target_for(device: torch.device) -> tvm.target.Target:
     if device.type == "cpu":
@@ -31,22 +48,22 @@ def target_for(device: torch.device) -> tvm.target.Target:
     if device.type == "cuda":
         major, minor = torch.cuda.get_device_capability(device)
         props = torch.cuda.get_device_properties(device)
-        return tvm.target.Target(
-            {
-                "kind": "cuda",
-                "arch": f"sm_{major}{minor}",
-                "max_threads_per_block": 1024,
-                "max_shared_memory_per_block": 49152,
-                "thread_warp_size": 32,
-                "max_num_threads": 1024,
-                "registers_per_block": props.regs_per_multiprocessor
-                if hasattr(props, "regs_per_multiprocessor") else 65536,
-            },
-            host={"kind": "llvm"},
-        )
+        return cuda_target(f"sm_{major}{minor}", getattr(props, "regs_per_multiprocessor", 65536))
     from ..errors import TvmWmError
 
     raise TvmWmError(f"tvm_wm compiles for cpu and cuda tensors, not {device.type}")
+
+
+def parse_target(spec: str) -> tvm.target.Target:
+    """Command-line targets: "cpu", "cpu:CORES", "cuda" (this machine's GPU) or "cuda:sm_90"."""
+    kind, _, arg = spec.partition(":")
+    if kind == "cpu":
+        return cpu_target(int(arg) if arg else None)
+    if kind == "cuda":
+        return cuda_target(arg) if arg else target_for(torch.device("cuda"))
+    from ..errors import TvmWmError
+
+    raise TvmWmError(f"unknown target {spec!r}: use cpu, cpu:CORES, cuda or cuda:sm_XY")
 
 
 def tvm_device(device: torch.device):

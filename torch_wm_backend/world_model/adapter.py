@@ -21,10 +21,15 @@ from .network import WMConfig, WorldModel, collate, pairwise_rank_loss
 
 log = logging.getLogger(__name__)
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-WEIGHTS_FILE = WEIGHTS_DIR / "wm.pt"
+WEIGHTS_FILE = WEIGHTS_DIR / "wm.pt"   # CPU (LLVM) weights; GPU ones are wm_cuda.pt
 _CHUNK = 512
 _BUFFER = 1024   # measured candidates kept per task for online fine-tuning
 _TOKEN_CACHE = 20000  # distinct traces remembered per task
+
+
+def weights_file(kind: str = "llvm") -> Path:
+    """The shipped weights for a target kind: wm.pt for CPUs, wm_<kind>.pt for others."""
+    return WEIGHTS_FILE if kind in ("llvm", "cpu") else WEIGHTS_DIR / f"wm_{kind}.pt"
 
 
 def default_config() -> WMConfig:
@@ -156,12 +161,12 @@ class WorldModelCostModel(PyCostModel):
 
 def create_cost_model(target=None, weights: str | os.PathLike | None = None,
                       **kwargs) -> WorldModelCostModel:
-    """The world-model cost model with the shipped weights (random init, with a warning, if none).
-
-    ``target`` is accepted for symmetry with the tuning stage; the hardware features are read from
-    each task's own target at predict time.
-    """
-    path = Path(weights) if weights is not None else WEIGHTS_FILE
+    """The world-model cost model with the shipped weights for ``target``'s kind (GPU weights where
+    they were collected, else the CPU ones: hardware features tell the targets apart; random init,
+    with a warning, if none). The hardware features are read from each task's own target."""
+    path = Path(weights) if weights is not None else weights_file(target.kind.name if target else "llvm")
+    if weights is None and not path.exists():
+        path = WEIGHTS_FILE
     if path.exists():
         return WorldModelCostModel(load_weights(path), **kwargs)
     log.warning("world model: no weights at %s; using a randomly initialised model", path)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..lower.target import cpu_target  # noqa: F401  (the collector's CLI and the benchmarks use it)
+from ..lower.target import _cpu_cores, cpu_target, parse_target  # noqa: F401  (benchmarks use cpu_target)
 
 log = logging.getLogger(__name__)
 DEFAULT_OUT = "benchmarks/work/wm_data"
@@ -62,11 +62,11 @@ def task_hash(task) -> str:
     return f"{tvm_ffi.structural_hash(func_of(task.dispatched[0])) & 0xFFFFFFFFFFFF:x}"
 
 
-def sample_candidates(mod, target, n: int, seed: int) -> list:
+def sample_candidates(mod, target, n: int, seed: int, threads: int = 1) -> list:
     from tvm.s_tir import meta_schedule as ms
 
     ctx = ms.TuneContext(mod=mod, target=target, space_generator="post-order-apply",
-                         search_strategy="replay-trace", num_threads=1, rand_state=seed)
+                         search_strategy="replay-trace", num_threads=threads, rand_state=seed)
     ctx.pre_tuning(max_trials=n, num_trials_per_iter=n)
     return list(ctx.generate_measure_candidates() or [])
 
@@ -129,7 +129,8 @@ def _trace_of(text, mod):
 
 
 def collect_network(zoo, name, out: Path, target, trials: int, max_tasks: int, skip: set,
-                    builder, runner, pbar, extra_unmeasured: int = 8) -> int:
+                    builder, runner, pbar, extra_unmeasured: int = 8, transitions: bool = True,
+                    threads: int = 1) -> int:
     from tvm.s_tir import meta_schedule as ms
     import tvm
 
@@ -152,7 +153,8 @@ def collect_network(zoo, name, out: Path, target, trials: int, max_tasks: int, s
         if have >= trials:
             pbar.update(trials)
             continue
-        cands = sample_candidates(mod, target, trials - have, seed=(int(h, 16) + have) % (2**31))
+        cands = sample_candidates(mod, target, trials - have, seed=(int(h, 16) + have) % (2**31),
+                                  threads=threads)
         pending.append((h, mod, wl, have, cands))
     flat = [c for *_, cands in pending for c in cands]
     secs = measure(flat, target, builder, runner) if flat else []
@@ -167,8 +169,10 @@ def collect_network(zoo, name, out: Path, target, trials: int, max_tasks: int, s
         log.info("%s %s: %d/%d measured", name, manifest[h]["name"], sum(
             s is not None for s in secs[i:i + len(cands)]), len(cands))
         i += len(cands)
-        extra = sample_candidates(mod, target, extra_unmeasured, seed=int(h, 16) % (2**31) + 7)
-        _save_transitions(mod, target, cands + extra, net_dir / "transitions" / f"{h}_{have}.npz")
+        if transitions:
+            extra = sample_candidates(mod, target, extra_unmeasured, seed=int(h, 16) % (2**31) + 7,
+                                      threads=threads)
+            _save_transitions(mod, target, cands + extra, net_dir / "transitions" / f"{h}_{have}.npz")
         pbar.update(trials - have)
     manifest_path.write_text(json.dumps(manifest, indent=1))
     return done
@@ -211,12 +215,13 @@ def run(args) -> int:
 
     zoo = load_zoo(args.zoo)
     out = Path(args.out)
-    target = cpu_target(args.cores)
+    cores = args.cores or _cpu_cores()
+    target = cpu_target(cores) if args.target == "cpu" else parse_target(args.target)
     held_out = eval_hashes(zoo, out, target)
     nets = args.networks or _interleave(list(zoo.EVAL), list(zoo.TRAIN))
     from ..tune.tuner import make_builder
 
-    builder = make_builder(args.cores)  # keeps its workers: MetaSchedule's restarts them per batch
+    builder = make_builder(cores)  # keeps its workers: MetaSchedule's restarts them per batch
     runner = ms.runner.LocalRunner(timeout_sec=20, evaluator_config=ms.runner.EvaluatorConfig(
         number=3, repeat=1, min_repeat_ms=0, enable_cpu_cache_flush=False))
     try:
@@ -224,11 +229,16 @@ def run(args) -> int:
         t0 = time.time()
         with tqdm(total=len(nets) * args.max_tasks * args.trials, desc="measure", unit="cand") as pbar:
             for name in nets:
+                if args.deadline_s and time.time() - t0 > args.deadline_s:
+                    log.info("deadline of %.0f s reached; stopping before %s (rerun to resume)",
+                             args.deadline_s, name)
+                    break
                 is_eval = name in zoo.EVAL
                 skip = seen if is_eval else (held_out | seen)
                 n = collect_network(zoo, name, out, target, args.trials,
                                     args.eval_tasks if is_eval else args.max_tasks, skip, builder, runner,
-                                    pbar)
+                                    pbar, transitions=args.transitions,
+                                    threads=1 if target.kind.name == "llvm" else cores)
                 seen |= set(json.loads((out / name / "tasks.json").read_text()))
                 log.info("%s: %d new records (%.0f s)", name, n, time.time() - t0)
     finally:
@@ -256,5 +266,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--trials", type=int, default=16, help="measured candidates per task")
     p.add_argument("--max-tasks", type=int, default=12, help="heaviest tasks per training network")
     p.add_argument("--eval-tasks", type=int, default=8, help="heaviest tasks per evaluation network")
-    p.add_argument("--cores", type=int, default=2)
+    p.add_argument("--target", default="cpu",
+                   help="cpu, cpu:CORES, cuda (this machine's GPU) or cuda:sm_XY; measuring needs the device")
+    p.add_argument("--cores", type=int, default=None, help="CPU threads of the target and build workers "
+                   "(default: the cores this process may use)")
+    p.add_argument("--no-transitions", dest="transitions", action="store_false",
+                   help="measured records only: skip the replayed-prefix dynamics data (saves time)")
+    p.add_argument("--deadline-s", type=float, default=None,
+                   help="start no new network after this many seconds (rerun to resume)")
     p.set_defaults(func=run)

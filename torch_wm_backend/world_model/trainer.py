@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from . import dataset
-from .adapter import WEIGHTS_FILE, default_config, save_weights
+from .adapter import WEIGHTS_FILE, default_config, save_weights, weights_file
 from .network import WorldModel, collate, pairwise_rank_loss
 
 log = logging.getLogger(__name__)
@@ -75,13 +75,13 @@ def _dyn_batch(net, trs):
 
 
 def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 400, lr: float = 2e-3,
-          dyn_weight: float = 0.3, seed: int = 0) -> dict:
+          dyn_weight: float = 0.3, seed: int = 0, target="cpu") -> dict:
     from . import hardware
-    from .collect import cpu_target, load_zoo
+    from .collect import load_zoo, parse_target
 
     torch.manual_seed(seed)
     random.seed(seed)
-    target = cpu_target()
+    target = parse_target(target) if isinstance(target, str) else target
     zoo_eval = set(load_zoo("benchmarks/zoo.py").EVAL) if Path("benchmarks/zoo.py").exists() else set()
     nets = [n for n in dataset.networks_in(root) if n not in zoo_eval]
     if val_networks is None:   # hold out whole networks: every fifth, deterministically
@@ -120,6 +120,7 @@ def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 400, lr: 
                      m["pairwise_acc"], m["top1"])
             if m["pairwise_acc"] > best:
                 best, best_state = m["pairwise_acc"], {k: v.clone() for k, v in net.state_dict().items()}
+                save_weights(net, out_path)  # the best so far survives an interrupted run
     net.load_state_dict(best_state)
     save_weights(net, out_path)
     meta = {"train_networks": train_nets, "val_networks": list(val_networks),
@@ -131,9 +132,10 @@ def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 400, lr: 
 
 
 def run(args) -> int:
-    meta = train(args.data, args.out, args.val, args.steps, args.lr, args.dyn_weight, args.seed)
+    out = args.out or str(weights_file(args.target.partition(":")[0]))
+    meta = train(args.data, out, args.val, args.steps, args.lr, args.dyn_weight, args.seed, args.target)
     log.info("trained in %.0f s; best validation pairwise accuracy %.3f; weights in %s",
-             meta["train_seconds"], meta["best_val_pairwise_acc"], args.out)
+             meta["train_seconds"], meta["best_val_pairwise_acc"], out)
     return 0
 
 
@@ -142,7 +144,8 @@ def add_parser(subparsers) -> None:
 
     p = subparsers.add_parser("train", help="train the world model on collected databases")
     p.add_argument("--data", default=DEFAULT_OUT)
-    p.add_argument("--out", default=str(WEIGHTS_FILE))
+    p.add_argument("--out", default=None, help="weights file (default: the shipped one for the target's kind)")
+    p.add_argument("--target", default="cpu", help="cpu, cuda or cuda:sm_XY: the records' target")
     p.add_argument("--val", nargs="*", default=None, help="validation networks (held out whole)")
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--lr", type=float, default=2e-3)
