@@ -53,8 +53,10 @@ def tune_one(name: str, variant: str, trials: int) -> dict:
 def cmd_tune(args):
     path = os.path.join(RESULTS, f"e2e_tuning_t{args.trials}.json")
     done = json.load(open(path)) if os.path.exists(path) else {}
-    # variant-major: the world model's runs come last, when its newest weights have landed
-    jobs = [(m, v) for v in ["tvm_wm_untuned", *TUNED] for m in args.models if f"{m}/{v}" not in done]
+    # untuned first (minutes), then model by model: a run cut short still compares the cost models
+    # on the models it finished
+    order = [(m, "tvm_wm_untuned") for m in args.models] + [(m, v) for m in args.models for v in TUNED]
+    jobs = [(m, v) for m, v in order if f"{m}/{v}" not in done]
     for i, (name, variant) in enumerate(jobs):
         print(f"[{i + 1}/{len(jobs)}] tuning {name} {variant} ({args.trials} trials/task)", flush=True)
         proc = subprocess.run([sys.executable, __file__, "_tune_one", name, variant, str(args.trials)],
