@@ -59,10 +59,11 @@ def cmd_tune(args):
     jobs = [(m, v) for m, v in order if f"{m}/{v}" not in done]
     for i, (name, variant) in enumerate(jobs):
         print(f"[{i + 1}/{len(jobs)}] tuning {name} {variant} ({args.trials} trials/task)", flush=True)
+        # the child's stderr (progress bar, tuning table, warnings) goes to ours; its stdout is the result
         proc = subprocess.run([sys.executable, __file__, "_tune_one", name, variant, str(args.trials)],
-                              capture_output=True, text=True)
+                              stdout=subprocess.PIPE, text=True)
         if proc.returncode != 0:
-            print(proc.stderr[-2000:], flush=True)
+            print(f"    failed (exit {proc.returncode}); see the log above", flush=True)
             continue
         done[f"{name}/{variant}"] = json.loads(proc.stdout.strip().splitlines()[-1])
         print(f"    {done[f'{name}/{variant}']['tune_s']:.0f} s", flush=True)
