@@ -16,7 +16,12 @@ def main(argv=None) -> int:
     wm_cli.register(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    return int(args.func(args) or 0)
+    from .errors import TvmWmError
+
+    try:
+        return int(args.func(args) or 0)
+    except TvmWmError as err:  # bad input: one line, not a traceback
+        raise SystemExit(f"tvm-wm {args.command}: {err}") from None
 
 
 if __name__ == "__main__":

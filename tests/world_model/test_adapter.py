@@ -110,5 +110,14 @@ def test_gpu_targets_load_gpu_weights_else_the_cpu_ones(tmp_path, monkeypatch):
     assert torch.equal(next(create_cost_model(cuda).net.parameters()), next(gpu_net.parameters()))
     assert torch.equal(next(create_cost_model(parse_target("cpu:2")).net.parameters()),
                        next(cpu_net.parameters()))
-    with pytest.raises(Exception, match="unknown target"):
-        parse_target("tpu")
+    for bad in ("tpu", "cpu:two", "cuda:90"):
+        with pytest.raises(Exception, match="unknown target"):
+            parse_target(bad)
+
+
+@pytest.mark.parametrize("command", ["train", "collect"])
+def test_cli_rejects_an_unknown_target_in_one_line(command, tmp_path):
+    from torch_wm_backend.cli import main
+
+    with pytest.raises(SystemExit, match=f"tvm-wm {command}: unknown target 'tpu'"):
+        main([command, "--target", "tpu", "--data" if command == "train" else "--out", str(tmp_path)])

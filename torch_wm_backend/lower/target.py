@@ -56,13 +56,13 @@ def target_for(device: torch.device) -> tvm.target.Target:
 
 def parse_target(spec: str) -> tvm.target.Target:
     """Command-line targets: "cpu", "cpu:CORES", "cuda" (this machine's GPU) or "cuda:sm_90"."""
-    kind, _, arg = spec.partition(":")
-    if kind == "cpu":
-        return cpu_target(int(arg) if arg else None)
-    if kind == "cuda":
-        return cuda_target(arg) if arg else target_for(torch.device("cuda"))
     from ..errors import TvmWmError
 
+    kind, _, arg = spec.partition(":")
+    if kind == "cpu" and (not arg or arg.isdigit()):
+        return cpu_target(int(arg) if arg else None)
+    if kind == "cuda" and (not arg or arg.startswith("sm_")):
+        return cuda_target(arg) if arg else target_for(torch.device("cuda"))
     raise TvmWmError(f"unknown target {spec!r}: use cpu, cpu:CORES, cuda or cuda:sm_XY")
 
 

@@ -28,8 +28,9 @@ _TOKEN_CACHE = 20000  # distinct traces remembered per task
 
 
 def weights_file(kind: str = "llvm") -> Path:
-    """The shipped weights for a target kind: wm.pt for CPUs, wm_<kind>.pt for others."""
-    return WEIGHTS_FILE if kind in ("llvm", "cpu") else WEIGHTS_DIR / f"wm_{kind}.pt"
+    """The shipped weights for a target kind (``target.kind.name``): wm.pt for CPUs (llvm),
+    wm_<kind>.pt for others."""
+    return WEIGHTS_FILE if kind == "llvm" else WEIGHTS_DIR / f"wm_{kind}.pt"
 
 
 def default_config() -> WMConfig:

@@ -238,6 +238,7 @@ def run(args) -> int:
                 n = collect_network(zoo, name, out, target, args.trials,
                                     args.eval_tasks if is_eval else args.max_tasks, skip, builder, runner,
                                     pbar, transitions=args.transitions,
+                                    # one sampling thread on CPUs keeps earlier CPU data's seeds
                                     threads=1 if target.kind.name == "llvm" else cores)
                 seen |= set(json.loads((out / name / "tasks.json").read_text()))
                 log.info("%s: %d new records (%.0f s)", name, n, time.time() - t0)

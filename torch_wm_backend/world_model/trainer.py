@@ -121,8 +121,7 @@ def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 400, lr: 
             if m["pairwise_acc"] > best:
                 best, best_state = m["pairwise_acc"], {k: v.clone() for k, v in net.state_dict().items()}
                 save_weights(net, out_path)  # the best so far survives an interrupted run
-    net.load_state_dict(best_state)
-    save_weights(net, out_path)
+    net.load_state_dict(best_state)  # already saved to out_path when it became the best
     meta = {"train_networks": train_nets, "val_networks": list(val_networks),
             "train_tasks": len(groups), "train_records": int(sum(len(g.costs) for g in groups)),
             "transitions": len(trans), "steps": steps, "train_seconds": round(time.time() - t0, 1),
@@ -132,8 +131,11 @@ def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 400, lr: 
 
 
 def run(args) -> int:
-    out = args.out or str(weights_file(args.target.partition(":")[0]))
-    meta = train(args.data, out, args.val, args.steps, args.lr, args.dyn_weight, args.seed, args.target)
+    from .collect import parse_target
+
+    target = parse_target(args.target)
+    out = args.out or str(weights_file(target.kind.name))
+    meta = train(args.data, out, args.val, args.steps, args.lr, args.dyn_weight, args.seed, target)
     log.info("trained in %.0f s; best validation pairwise accuracy %.3f; weights in %s",
              meta["train_seconds"], meta["best_val_pairwise_acc"], out)
     return 0
