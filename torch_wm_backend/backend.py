@@ -22,6 +22,7 @@ def compile_aten_graph(gm: torch.fx.GraphModule, settings: Settings, kind: str):
         missing = eager_op_names(gm)
         if missing:
             raise UnsupportedOpsError(missing)
+    original = _copy(gm)  # partition() rewrites gm
     parts = partition(gm)
     budget = Budget(settings.time_budget_s)
     subgraphs = {name: getattr(parts.graph_module, name) for name in parts.subgraph_names}
@@ -34,26 +35,47 @@ def compile_aten_graph(gm: torch.fx.GraphModule, settings: Settings, kind: str):
     if parts.eager_ops:
         log.info("tvm_wm %s graph: %d ATen nodes to TVM in %d subgraphs; left to PyTorch: %s",
                  kind, parts.nodes_lowered, len(parts.subgraph_names), ", ".join(parts.eager_ops))
-    if settings.trials == 0 or not subgraphs:
+    if not subgraphs or (settings.trials == 0 and not settings.eager_guard):
         return parts.graph_module
-    return _tune_on_first_call(parts.graph_module, subgraphs, settings, budget, kind)
+    modules = [getattr(parts.graph_module, name) for name in parts.subgraph_names]
+    return _on_first_call(parts.graph_module, original, subgraphs, modules, settings, budget, kind)
 
 
-def _tune_on_first_call(graph_module, subgraphs: dict, settings: Settings, budget, kind: str):
-    """The graph, which tunes the kernels of all its subgraphs together when first called —
-    outside aot_autograd's tracing modes, where the world model's own torch code could not run."""
+def _copy(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    graph = torch.fx.Graph()
+    graph.output(graph.graph_copy(gm.graph, {}))
+    return torch.fx.GraphModule(gm, graph)
+
+
+def _on_first_call(graph_module, original, subgraphs: dict, modules: list, settings: Settings,
+                   budget, kind: str):
+    """The graph. Its first call tunes the kernels of all its subgraphs together (outside
+    aot_autograd's tracing modes, where the world model's own torch code could not run), runs, and
+    then times the graph to choose TVM or PyTorch per subgraph in the model's context; where no
+    choice of TVM kernels beats PyTorch, the unpartitioned ``original`` runs from then on."""
     pending = [True]
+    current = [graph_module]
 
     def run(*args):
-        if pending:
-            pending.clear()
-            from .pipeline import pretune_graph
+        if not pending:
+            return current[0](*args)
+        pending.clear()
+        from .pipeline import choose_in_context, pretune_graph
 
+        if settings.trials > 0:
             try:
                 pretune_graph(subgraphs, settings, budget, f"{kind} graph")
             except Exception as err:  # each subgraph still tunes or falls back on its first call
                 log.warning("tvm_wm: tuning the %s graph failed (%s); continuing", kind, err)
-        return graph_module(*args)
+        out = graph_module(*args)
+        if settings.eager_guard:
+            try:
+                if not choose_in_context(f"{kind} graph", graph_module, modules, list(args),
+                                         settings, original):
+                    current[0] = original
+            except Exception as err:  # the per-subgraph choices stand
+                log.warning("tvm_wm: timing the %s graph failed (%s); continuing", kind, err)
+        return out
 
     return run
 

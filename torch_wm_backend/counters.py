@@ -18,6 +18,8 @@ _INTS = (
     "guard_kept_tvm",
     "guard_kept_eager",
     "guard_retimed",
+    "context_kept_tvm",  # subgraphs run in TVM after timing the whole graph (runtime/context.py)
+    "context_kept_eager",
     "tuned_wrong",  # tuned kernels whose values differed from PyTorch: default schedules used
     "cache_hits",
     "cache_misses",

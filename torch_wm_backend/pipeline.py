@@ -17,7 +17,7 @@ from .errors import TvmWmError
 from .lower import target_for, to_relax
 from .runtime.guard import compare
 from .runtime.kernel import Kernel
-from .runtime.subgraph import call_kernel, device_of, output_vals
+from .runtime.subgraph import Compiled, call_kernel, device_of, output_vals
 from .settings import Settings
 
 log = logging.getLogger("torch_wm_backend")
@@ -48,8 +48,10 @@ def cache_key(eager: torch.fx.GraphModule, args: list, target, settings: Setting
 
 
 def compile_subgraph(name: str, eager: torch.fx.GraphModule, args: list, settings: Settings,
-                     budget=None):
-    """A Kernel for these inputs, or "eager" when TVM cannot build one or is slower."""
+                     budget=None) -> Compiled:
+    """This subgraph for these inputs: its TVM kernel (None when TVM cannot build a correct one) and
+    whether to run it. Where the guard chose PyTorch the kernel is still loaded, so the choice can be
+    made again in the model's context (runtime/context.py)."""
     device = device_of(args, output_vals(eager))
     try:
         target = target_for(device)
@@ -62,18 +64,17 @@ def compile_subgraph(name: str, eager: torch.fx.GraphModule, args: list, setting
 
         entry = store.get_or_build(cache_key(eager, args, target, settings), build_here)
         guard = entry.extra["guard"]
+        if KERNEL not in entry.files:  # TVM's values were wrong: nothing to reconsider
+            if settings.eager_guard:
+                counters.bump("guard_kept_eager")
+            return Compiled(None, False)
+        kernel = Kernel(tvm.runtime.load_module(str(entry.files[KERNEL])), device)
         # a choice made while other processes loaded the CPU is timed again here
-        retime = settings.eager_guard and entry.extra.get("provisional") and not built \
-            and KERNEL in entry.files
-        if guard == "tvm" or retime:
-            kernel = Kernel(tvm.runtime.load_module(str(entry.files[KERNEL])), device)
-        if retime:  # decided on a busy machine: time it again here
+        if settings.eager_guard and entry.extra.get("provisional") and not built:
             guard, _ = _choose(name, kernel, eager, args, device)
             counters.bump("guard_retimed")
         if settings.eager_guard:  # counted on hits too: the choice is part of the artifact
             counters.bump(f"guard_kept_{guard}")
-        if guard == "eager":
-            return "eager"
     except TvmWmError:
         raise
     except Exception as err:  # a TVM failure must never break the user's model
@@ -83,9 +84,9 @@ def compile_subgraph(name: str, eager: torch.fx.GraphModule, args: list, setting
                     str(err).splitlines()[0] if str(err) else "")
         log.debug("%s: the failure in full", name, exc_info=True)
         counters.bump("subgraphs_failed")
-        return "eager"
+        return Compiled(None, False)
     counters.bump("subgraphs_compiled")
-    return kernel
+    return Compiled(kernel, guard == "tvm")
 
 
 def pretune_graph(subgraphs: dict, settings: Settings, budget, name: str) -> None:
@@ -182,3 +183,42 @@ def _build(name, target, eager, args, device, settings, store, budget):
         executable.export_library(path)
         with open(path, "rb") as f:
             return {KERNEL: f.read()}, extra
+
+
+def choose_in_context(name: str, graph, subgraphs: list, args: list, settings: Settings,
+                      reference) -> bool:
+    """After a graph's first call: revise the guard's per-subgraph choices by timing the graph
+    (runtime/context.py); True if the partitioned graph is to run, False if ``reference`` (the ATen
+    graph unpartitioned) is. Cached with the graph; a choice made on a busy machine is not."""
+    from .runtime import context
+
+    device = device_of([a for a in args if isinstance(a, torch.Tensor)])
+    store = store_for(settings.cache_dir)
+    parts = {"format": "context-2", "context": hashlib.sha256("".join(
+                 [graph.code] + [s.eager.code for s in subgraphs]).encode()).hexdigest(),
+             "shapes": [[list(a.shape), str(a.dtype)] if isinstance(a, torch.Tensor) else repr(a)
+                        for a in args],
+             "target": str(target_for(device)), "versions": versions(),
+             "settings": settings.artifact_key()}
+    entry = store.get(parts, count=False)
+    if entry is not None:
+        use, partitioned = entry.extra["use_tvm"], entry.extra["partitioned"]
+        context.apply(subgraphs, use)
+    else:
+        choice = context.choose(graph, subgraphs, args, device, reference)
+        use, partitioned, timing = choice.use_tvm, choice.partitioned, choice.timing
+        if timing is not None:
+            log.info("%s: in context, %d of %d subgraphs in TVM: %.3f ms; unpartitioned, all in "
+                     "PyTorch: %.3f ms -> %s%s", name, choice.raced, len(use),
+                     timing.tvm_s * 1e3, timing.eager_s * 1e3,
+                     "partitioned" if partitioned else "PyTorch",
+                     " (machine busy: not cached)" if timing.busy else "")
+        if timing is None or not timing.busy:
+            extra = {"use_tvm": use, "partitioned": partitioned}
+            if timing is not None:
+                extra.update(graph_ms=timing.tvm_s * 1e3, eager_ms=timing.eager_s * 1e3)
+            store.put(parts, {}, extra)
+    kept = sum(bool(use.get(s.name)) for s in subgraphs) if partitioned else 0
+    counters.bump("context_kept_tvm", kept)
+    counters.bump("context_kept_eager", len(subgraphs) - kept)
+    return partitioned

@@ -56,7 +56,8 @@ def ls(args) -> int:
     store = _store(args)
     for e in store.entries():
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.created))
-        extra = " ".join(f"{k}={v}" for k, v in sorted(e.extra.items()))
+        extra = " ".join(f"{k}=<{len(v)} entries>" if isinstance(v, dict) else f"{k}={v}"
+                         for k, v in sorted(e.extra.items()))
         print(f"{e.key[:16]}  {when}  {_size(e.path):>10}  {','.join(sorted(e.files))}  {extra}")
     for t in _targets(store):
         name = (t / "target.txt").read_text() if (t / "target.txt").exists() else "?"

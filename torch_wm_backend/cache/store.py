@@ -129,15 +129,18 @@ class ArtifactStore:
                 self._unusable(err)
 
     # -- public API ---------------------------------------------------------------------------
-    def get(self, parts: dict) -> Optional[Entry]:
-        """The valid entry for ``parts``, counted as a hit; None (a miss or bypass) otherwise."""
+    def get(self, parts: dict, count: bool = True) -> Optional[Entry]:
+        """The valid entry for ``parts``, counted as a hit; None (a miss or bypass) otherwise.
+        ``count=False`` looks it up silently: not a kernel, not in the cache statistics."""
         if not self.enabled:
-            counters.bump("cache_bypasses")
+            if count:
+                counters.bump("cache_bypasses")
             return None
         entry = self._load(key_of(parts))
-        counters.bump("cache_hits" if entry else "cache_misses")
-        if entry is None:
-            self._log_miss(parts)
+        if count:
+            counters.bump("cache_hits" if entry else "cache_misses")
+            if entry is None:
+                self._log_miss(parts)
         return entry
 
     def has(self, parts: dict) -> bool:
