@@ -8,7 +8,7 @@ import torch
 from . import counters
 from .decompositions import decompositions
 from .errors import UnsupportedOpsError
-from .partition import eager_op_names, partition
+from .partition import eager_op_names, inline, partition
 from .runtime import TvmSubgraph
 from .settings import Settings
 from .tune.budget import Budget
@@ -55,6 +55,11 @@ def _on_first_call(graph_module, original, subgraphs: dict, modules: list, setti
     choice of TVM kernels beats PyTorch, the unpartitioned ``original`` runs from then on."""
     pending = [True]
     current = [graph_module]
+    targets = {m.name: target for target, m in zip(subgraphs, modules)}
+
+    def graph_for(names: set):  # only these subgraphs called, the others' ops inline
+        return inline(graph_module, {t for n, t in targets.items() if n not in names},
+                      body=lambda module: module.eager)
 
     def run(*args):
         if not pending:
@@ -70,9 +75,8 @@ def _on_first_call(graph_module, original, subgraphs: dict, modules: list, setti
         out = graph_module(*args)
         if settings.eager_guard:
             try:
-                if not choose_in_context(f"{kind} graph", graph_module, modules, list(args),
-                                         settings, original):
-                    current[0] = original
+                current[0] = choose_in_context(f"{kind} graph", graph_module, modules, list(args),
+                                               settings, original, graph_for)
             except Exception as err:  # the per-subgraph choices stand
                 log.warning("tvm_wm: timing the %s graph failed (%s); continuing", kind, err)
         return out

@@ -186,15 +186,16 @@ def _build(name, target, eager, args, device, settings, store, budget):
 
 
 def choose_in_context(name: str, graph, subgraphs: list, args: list, settings: Settings,
-                      reference) -> bool:
-    """After a graph's first call: revise the guard's per-subgraph choices by timing the graph
-    (runtime/context.py); True if the partitioned graph is to run, False if ``reference`` (the ATen
-    graph unpartitioned) is. Cached with the graph; a choice made on a busy machine is not."""
+                      reference, graph_for):
+    """After a graph's first call: choose by timing which subgraphs run in TVM and return the graph
+    to run from now on — ``graph_for(names)`` (the partitioned graph with only those subgraphs
+    called, the rest inline) or ``reference`` (the ATen graph unpartitioned); see
+    runtime/context.py. Cached with the graph; a choice made on a busy machine is not."""
     from .runtime import context
 
     device = device_of([a for a in args if isinstance(a, torch.Tensor)])
     store = store_for(settings.cache_dir)
-    parts = {"format": "context-2", "context": hashlib.sha256("".join(
+    parts = {"format": "context-3", "context": hashlib.sha256("".join(
                  [graph.code] + [s.eager.code for s in subgraphs]).encode()).hexdigest(),
              "shapes": [[list(a.shape), str(a.dtype)] if isinstance(a, torch.Tensor) else repr(a)
                         for a in args],
@@ -202,23 +203,24 @@ def choose_in_context(name: str, graph, subgraphs: list, args: list, settings: S
              "settings": settings.artifact_key()}
     entry = store.get(parts, count=False)
     if entry is not None:
-        use, partitioned = entry.extra["use_tvm"], entry.extra["partitioned"]
+        use = entry.extra["use_tvm"]
         context.apply(subgraphs, use)
+        chosen = graph_for({n for n, on in use.items() if on}) if any(use.values()) else None
     else:
-        choice = context.choose(graph, subgraphs, args, device, reference)
-        use, partitioned, timing = choice.use_tvm, choice.partitioned, choice.timing
+        choice = context.choose(graph, subgraphs, args, device, reference, graph_for)
+        use, chosen, timing = choice.use_tvm, choice.graph, choice.timing
         if timing is not None:
             log.info("%s: in context, %d of %d subgraphs in TVM: %.3f ms; unpartitioned, all in "
-                     "PyTorch: %.3f ms -> %s%s", name, choice.raced, len(use),
+                     "PyTorch: %.3f ms -> %s%s", name, choice.raced, len(subgraphs),
                      timing.tvm_s * 1e3, timing.eager_s * 1e3,
-                     "partitioned" if partitioned else "PyTorch",
+                     "TVM" if chosen is not None else "PyTorch",
                      " (machine busy: not cached)" if timing.busy else "")
         if timing is None or not timing.busy:
-            extra = {"use_tvm": use, "partitioned": partitioned}
+            extra = {"use_tvm": use}
             if timing is not None:
                 extra.update(graph_ms=timing.tvm_s * 1e3, eager_ms=timing.eager_s * 1e3)
             store.put(parts, {}, extra)
-    kept = sum(bool(use.get(s.name)) for s in subgraphs) if partitioned else 0
+    kept = sum(bool(use.get(s.name)) for s in subgraphs) if chosen is not None else 0
     counters.bump("context_kept_tvm", kept)
     counters.bump("context_kept_eager", len(subgraphs) - kept)
-    return partitioned
+    return chosen if chosen is not None else reference
