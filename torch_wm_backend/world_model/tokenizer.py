@@ -165,15 +165,32 @@ def _fast_value(s: str):
     return _value(s)
 
 
+_PARSED: dict = {}  # line -> (kind, args, kwargs, outs) or None; read-only once stored
+_PARSED_MAX = 200_000
+
+
+def _parse_line(line: str):
+    m = _LINE.match(line)
+    if m is None:
+        return None
+    args, kwargs = _parse_args(m.group("args"))
+    outs = [o.strip() for o in (m.group("outs") or "").split(",") if o.strip()]
+    return m.group("kind"), args, kwargs, outs
+
+
 def parse_trace_text(text: str) -> list[Inst]:
+    """The trace's instructions. Candidates of one task share most of their lines (the same
+    getters, splits with other decisions...), so each distinct line is parsed once; the parsed
+    values are shared between traces and must not be changed."""
+    if len(_PARSED) > _PARSED_MAX:
+        _PARSED.clear()
     insts = []
     for line in text.splitlines():
-        m = _LINE.match(line)
-        if m is None:
-            continue
-        args, kwargs = _parse_args(m.group("args"))
-        outs = [o.strip() for o in (m.group("outs") or "").split(",") if o.strip()]
-        insts.append(Inst(m.group("kind"), args, kwargs, outs, len(insts)))
+        parsed = _PARSED.get(line, False)
+        if parsed is False:
+            parsed = _PARSED[line] = _parse_line(line)
+        if parsed is not None:
+            insts.append(Inst(*parsed, len(insts)))
     return insts
 
 
@@ -246,8 +263,9 @@ def _loop_ctx(st: _State, ref) -> tuple[float, float, float, float, float]:
     lp = st.loops.get(ref)
     if lp is None:
         return 0.0, 0.0, 0.0, 0.5, 0.0
-    blk = next((b for b in st.blocks.values() if b.nest is not None and any(x is lp for x in b.nest)), None)
-    pos, n = (next(i for i, x in enumerate(blk.nest) if x is lp), len(blk.nest)) if blk is not None else (0, 0)
+    # _Loop compares by identity (eq=False), so ``in`` and ``index`` are identity tests at C speed
+    blk = next((b for b in st.blocks.values() if b.nest is not None and lp in b.nest), None)
+    pos, n = (blk.nest.index(lp), len(blk.nest)) if blk is not None else (0, 0)
     ext = _log2p(lp.extent) if lp.extent else 0.0
     return (pos / max(n, 1), _log2p(n), ext, lp.reduce, 1.0 if lp.extent else 0.0)
 
@@ -256,9 +274,9 @@ def _replace_in_nest(st: _State, old: list, new: list) -> None:
     for b in st.blocks.values():
         if b.nest is None:
             continue
-        idx = [i for i, lp in enumerate(b.nest) if any(lp is o for o in old)]
+        idx = [i for i, lp in enumerate(b.nest) if lp in old]
         if idx:
-            b.nest = b.nest[: idx[0]] + new + [lp for lp in b.nest[idx[0]:] if not any(lp is o for o in old)]
+            b.nest = b.nest[: idx[0]] + new + [lp for lp in b.nest[idx[0]:] if lp not in old]
             b.touched = True
 
 
@@ -356,8 +374,8 @@ def tokenize(text: str, blocks_info: dict | None = None) -> TokenizedTrace:
             olds = [st.loops[x] for x in loop_refs if x in st.loops]
             for b in st.blocks.values():
                 if b.nest is not None:
-                    slots = [i for i, lp in enumerate(b.nest) if any(lp is o for o in olds)]
-                    mine = [o for o in olds if any(o is lp for lp in b.nest)]
+                    slots = [i for i, lp in enumerate(b.nest) if lp in olds]
+                    mine = [o for o in olds if o in b.nest]
                     for i, o in zip(slots, mine):
                         b.nest[i] = o
         elif k in ("annotate", "unannotate"):
