@@ -9,7 +9,7 @@ alone and the model ran slower than eager although every kept kernel had won its
 So once every subgraph of a graph has compiled, the graph runs in alternating rounds with all
 kernels in TVM and all in PyTorch, timing each subgraph where it stands; each subgraph keeps the
 side that was faster there. The subgraphs left to PyTorch are inlined back into the graph (their
-calls cost 7% of MobileNetV2), and the result races the ATen graph as it was before partitioning,
+calls cost MobileNetV2 3-13%), and the result races the ATen graph as it was before partitioning,
 all in PyTorch: it runs from then on only if it wins two races by 2% each (single races flipped on
 this shared machine). If it loses, the best half of the winners is raced, then the best quarter...
 So a graph where TVM does not pay for itself costs no more than PyTorch's ops, not even the calls
