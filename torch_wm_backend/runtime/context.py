@@ -3,8 +3,8 @@
 The per-subgraph guard times a kernel alone, called again and again on the same inputs, with its
 weights and activations hot in cache. Inside the model each subgraph reads activations the previous
 one just wrote and weights that were evicted since, and pays its share of the graph's call overhead;
-measured on MobileNetV2 (tuned, 2 cores), the kernels the guard kept ran 24% slower in the model than
-alone and the model ran slower than eager although every kept kernel had won its own race.
+measured once on MobileNetV2 (tuned, 2 cores), the kernels the guard kept ran 24% slower in the
+model than alone. And whatever each subgraph's choice, partitioning itself has a price.
 
 So once every subgraph of a graph has compiled, the graph runs in alternating rounds with all
 kernels in TVM and all in PyTorch, timing each subgraph where it stands; each subgraph keeps the
