@@ -16,7 +16,7 @@ from tvm.s_tir.meta_schedule.utils import fork_seed
 from .. import counters
 from ..lower.target import _cpu_cores
 from ..settings import Settings
-from . import cost_models, progress, tasks as task_lib
+from . import cost_models, defaults, progress, tasks as task_lib
 from .budget import Budget
 from .builder import PersistentBuilder
 
@@ -120,11 +120,24 @@ def tune(mods: list, target, settings: Settings, database, budget: Budget | None
         log.debug("%s: the failure in full", name, exc_info=True)
     finally:
         bar.close()
+    try:
+        _defaults(todo, database, settings, name, builder)
+    finally:
         builder.shutdown()
         shutil.rmtree(work_dir, ignore_errors=True)
     task_lib.mark_tuned(todo, settings.trials, database, records_dir)
     _log_table(todo, weights, database, bar)
     return database
+
+
+def _defaults(tasks, database, settings: Settings, name: str, builder) -> None:
+    """The default kernels compete too: a search that found nothing better keeps them."""
+    try:
+        defaults.measure_defaults(tasks, database, builder, make_runner(settings))
+    except KeyboardInterrupt:
+        log.warning("%s: interrupted while measuring default kernels", name)
+    except Exception as err:
+        log.warning("%s: measuring the default kernels failed (%s); continuing", name, err)
 
 
 def _log_table(todo, weights, database, bar) -> None:
