@@ -2,8 +2,8 @@
 
 The database's best record is what gets built; the default kernel was never among the candidates,
 so a search that found nothing better still replaced it. Measured on MobileNetV2's fused depthwise
-convolutions (CPU, 64 trials per task): default kernel 0.45 ms, best searched candidate 0.80 ms
-(xgb) and 0.97 ms (wm). Recorded with an empty trace, the default competes like any candidate.
+convolution at 112x112 (CPU, 64 trials per task; benchmarks/results/default_vs_tuned.md): default
+kernel 0.47 ms, best searched candidate 0.88 ms (xgb) and 0.93 ms (wm). Recorded with an empty trace, the default competes like any candidate.
 CPU targets only: on CUDA an unscheduled kernel has no thread binding and cannot be built.
 """
 from __future__ import annotations
