@@ -195,12 +195,8 @@ def choose_in_context(name: str, graph, subgraphs: list, args: list, settings: S
 
     device = device_of([a for a in args if isinstance(a, torch.Tensor)])
     store = store_for(settings.cache_dir)
-    parts = {"format": "context-3", "context": hashlib.sha256("".join(
-                 [graph.code] + [s.eager.code for s in subgraphs]).encode()).hexdigest(),
-             "shapes": [[list(a.shape), str(a.dtype)] if isinstance(a, torch.Tensor) else repr(a)
-                        for a in args],
-             "target": str(target_for(device)), "versions": versions(),
-             "settings": settings.artifact_key()}
+    parts = {**cache_key(graph, args, target_for(device), settings), "format": "context-3",
+             "subgraphs": hashlib.sha256("".join(s.eager.code for s in subgraphs).encode()).hexdigest()}
     entry = store.get(parts, count=False)
     if entry is not None:
         use = entry.extra["use_tvm"]

@@ -142,11 +142,8 @@ def _race(candidate, reference, device) -> Timing:
     return timing
 
 
-def apply(subgraphs: list, use_tvm: dict) -> int:
-    """Set choices made earlier (from the cache); returns how many subgraphs it set."""
-    n = 0
+def apply(subgraphs: list, use_tvm: dict) -> None:
+    """Set choices made earlier (from the cache, or before a failed timing)."""
     for s in subgraphs:
         if s.last is not None and s.last.kernel is not None and s.name in use_tvm:
             s.last.use_tvm = bool(use_tvm[s.name])
-            n += 1
-    return n

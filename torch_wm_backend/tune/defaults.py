@@ -3,7 +3,8 @@
 The database's best record is what gets built; the default kernel was never among the candidates,
 so a search that found nothing better still replaced it. Measured on MobileNetV2's fused depthwise
 convolution at 112x112 (CPU, 64 trials per task; benchmarks/results/default_vs_tuned.md): default
-kernel 0.47 ms, best searched candidate 0.88 ms (xgb) and 0.93 ms (wm). Recorded with an empty trace, the default competes like any candidate.
+kernel 0.47 ms, best searched candidate 0.88 ms (xgb) and 0.93 ms (wm). Recorded with an empty
+trace, the default competes like any candidate, but is not one of the search's trials.
 CPU targets only: on CUDA an unscheduled kernel has no thread binding and cannot be built.
 """
 from __future__ import annotations
@@ -16,13 +17,18 @@ from tvm.s_tir import meta_schedule as ms
 log = logging.getLogger("torch_wm_backend")
 
 
+def is_default(record) -> bool:
+    """Whether a tuning record is a default kernel's (empty trace), not a searched candidate's."""
+    return len(record.trace.insts) == 0
+
+
 def _has_default(database, workload) -> bool:
-    return any(len(r.trace.insts) == 0 for r in database.get_top_k(workload, 1 << 16))
+    return any(is_default(r) for r in database.get_top_k(workload, 1 << 16))
 
 
 def measure_defaults(tasks: list, database, builder, runner) -> int:
     """Build and run the default kernel of each CPU task not measured yet; returns how many were
-    recorded. A failure leaves the database as it was."""
+    recorded. A kernel that fails to build or run is not recorded."""
     todo = []
     for task in tasks:
         if task.target.kind.name != "llvm":

@@ -9,6 +9,8 @@ import tvm_ffi
 from tvm import relax
 from tvm.s_tir import meta_schedule as ms
 
+from .defaults import is_default
+
 
 def prepare(mod: tvm.IRModule) -> tvm.IRModule:
     passes = [
@@ -90,8 +92,10 @@ def untuned(tasks: list, database, trials: int, records_dir=None) -> list:
         if database.has_workload(func):
             workload = database.commit_workload(func)
             records = database.get_all_tuning_records() if records is None else records
-            # failed candidates count too: they were measured, and a rerun would fail them again
-            if sum(1 for r in records if r.workload.same_as(workload)) >= trials:
+            # failed candidates count too: they were measured, and a rerun would fail them again;
+            # the default kernel's record does not: it is not one of the search's trials
+            if sum(1 for r in records
+                   if r.workload.same_as(workload) and not is_default(r)) >= trials:
                 continue
         todo.append(i)
     return todo

@@ -147,7 +147,7 @@ def _log_table(todo, weights, database, bar) -> None:
         if not database.has_workload(func):
             continue
         records = database.get_top_k(database.commit_workload(func), 1 << 16)
-        trials[i] = len(records)
+        trials[i] = sum(not defaults.is_default(r) for r in records)
         secs = [float(s) for r in records[:1] for s in (r.run_secs or [])]
         if secs:
             best[i] = sum(secs) / len(secs)
