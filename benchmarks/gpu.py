@@ -45,7 +45,7 @@ def _time_ms(fn, x, iters: int) -> list:
     return out
 
 
-def one(name: str, trials: int, deadline: float) -> dict:
+def one(name: str, trials: int, deadline: float, skip: tuple = ()) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -60,6 +60,8 @@ def one(name: str, trials: int, deadline: float) -> dict:
     result = {"gflop": counter.get_total_flops() / 1e9, "variants": {}}
     fns = {}
     for variant, kwargs in variants(trials).items():
+        if variant in skip:
+            continue
         if time.time() > deadline:
             result["variants"][variant] = {"skipped": "deadline"}
             continue
@@ -134,7 +136,7 @@ def write(out: dict, directory: str) -> None:
 
 def main():
     if sys.argv[1:2] == ["_one"]:
-        print(json.dumps(one(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))))
+        print(json.dumps(one(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), tuple(sys.argv[5:]))))
         return
     parser = argparse.ArgumentParser()
     parser.add_argument("command", choices=["run"])
@@ -142,6 +144,7 @@ def main():
     parser.add_argument("--deadline", type=float, default=1800, help="seconds for the whole run")
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--models", nargs="+", default=MODELS)
+    parser.add_argument("--skip", nargs="*", default=[], help="variants not to run")
     args = parser.parse_args()
     end = time.time() + args.deadline
     out = {"machine": describe(), "trials": args.trials, "models": {}}
@@ -154,7 +157,8 @@ def main():
         # the tuned variant gets what is left of this model's share; timing needs ~30 s after it
         share = time.time() + left / (len(args.models) - list(args.models).index(name)) - 30
         try:
-            proc = subprocess.run([sys.executable, __file__, "_one", name, str(args.trials), str(share)],
+            proc = subprocess.run([sys.executable, __file__, "_one", name, str(args.trials), str(share),
+                                   *args.skip],
                                   capture_output=True, text=True, timeout=left)
             if proc.returncode == 0:
                 out["models"][name] = json.loads(proc.stdout.strip().splitlines()[-1])
