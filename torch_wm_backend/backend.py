@@ -10,6 +10,7 @@ from .decompositions import decompositions
 from .errors import UnsupportedOpsError
 from .partition import eager_op_names, inline, partition
 from .runtime import TvmSubgraph
+from .runtime.versus_eager import VersusEager
 from .settings import Settings
 from .tune.budget import Budget
 
@@ -103,4 +104,12 @@ def tvm_wm(gm: torch.fx.GraphModule, example_inputs, mode=None, options=None):
         inference_compiler=compiler("inference"),
         decompositions=decompositions(),
     )
-    return backend(gm, example_inputs)
+    compiled = backend(gm, example_inputs)
+    if not settings.eager_guard:
+        return compiled
+    guard = VersusEager(compiled, gm, settings)
+
+    def run(*args):  # after the first call, the compiled graph or Dynamo's, whichever was faster
+        return guard(*args)
+
+    return torch._dynamo.disable(run)

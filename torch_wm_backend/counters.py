@@ -20,6 +20,8 @@ _INTS = (
     "guard_retimed",
     "context_kept_tvm",  # subgraphs run in TVM after timing the whole graph (runtime/context.py)
     "context_kept_eager",
+    "graphs_kept_compiled",  # inference graphs that beat eager PyTorch whole (runtime/versus_eager.py)
+    "graphs_kept_eager",
     "tuned_wrong",  # tuned kernels whose values differed from PyTorch: default schedules used
     "cache_hits",
     "cache_misses",
