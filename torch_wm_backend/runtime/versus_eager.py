@@ -5,7 +5,8 @@ unpartitioned. That graph is not what eager runs: it is functionalized and decom
 (an inference batch norm becomes several elementwise ops), and called op by op from Python. Where a
 model is bound by kernel launches, as at batch 1 on a GPU, it is slower than eager, so winning
 against it is not enough: untuned ResNet-50 on an H200 kept 31 TVM subgraphs and ran x0.84 of eager
-(benchmarks/results/gpu.md, before this step).
+(benchmarks/results/gpu_context_only.md). With this step it ran Dynamo's graph and x1.14 of eager
+(gpu.md: the flat graph skips nn.Module's per-call Python, and the GPU waits on the CPU at batch 1).
 
 So after an inference graph's first call, the compiled callable races the FX graph Dynamo captured,
 run by PyTorch (what ``backend="eager"`` runs), and the loser never runs again. The compiled one
