@@ -5,7 +5,7 @@ import tarfile
 
 import pytest
 
-from torch_wm_backend.cache import ArtifactStore, cli, records_dir, target_hash, versions
+from torch_wm_backend.cache import ArtifactStore, cli, records, records_dir, target_hash, versions
 from torch_wm_backend.cache.records import TUNING_RECORDS, WORKLOADS, count_records, merge_records
 from torch_wm_backend.cache.versions import weights_hash
 
@@ -119,3 +119,29 @@ def test_top_level_cli(tmp_path, capsys):
 
     assert main(["cache", "--cache-dir", str(tmp_path), "stats"]) == 0
     assert "entries: 0" in capsys.readouterr().out
+
+
+def test_a_record_cut_short_by_a_killed_run_is_dropped_and_the_rest_kept(tmp_path, caplog):
+    # MetaSchedule refuses to open a database whose last line was cut short (checked: "Unexpected
+    # token"); a tuning run killed while appending leaves one
+    tvm = pytest.importorskip("tvm")
+    from tvm import s_tir, te
+    from tvm.s_tir import meta_schedule as ms
+
+    from torch_wm_backend.cache import open_records
+
+    target = tvm.target.Target("llvm")
+    a = te.placeholder((4,), name="a")
+    mod = tvm.IRModule({"main": te.create_prim_func([a, te.compute((4,), lambda i: a[i] + 1.0)])})
+    db = open_records(tmp_path, target)
+    wl = db.commit_workload(mod)
+    for secs in (1e-3, 2e-3):
+        db.commit_tuning_record(ms.database.TuningRecord(s_tir.Schedule(mod).trace, wl, [secs], target))
+    path = records_dir(tmp_path, target) / TUNING_RECORDS
+    text = path.read_text()
+    path.write_text(text + text[:25])  # a third line, cut short
+    again = open_records(tmp_path, target)
+    assert len(again) == 2 and path.read_text() == text
+    assert any("cut-short" in r.message for r in caplog.records)
+    (records_dir(tmp_path, target) / WORKLOADS).write_text('["1","wl-a"]')  # complete, no newline
+    assert not records.drop_partial_line(records_dir(tmp_path, target) / WORKLOADS)

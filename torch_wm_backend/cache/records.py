@@ -9,11 +9,14 @@ commits (or the whole tuning run), or lines may interleave.
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import re
 from pathlib import Path
 
 import filelock
 
+log = logging.getLogger("torch_wm_backend")
 WORKLOADS = "database_workload.json"
 TUNING_RECORDS = "database_tuning_record.json"
 _RECORD = re.compile(r"^\[\s*(\d+)\s*,(.*)\]$")
@@ -42,8 +45,34 @@ def open_records(root, target):
 
     path = records_dir(root, target)
     (path / "target.txt").write_text(str(target))  # lets `tvm-wm cache ls` name the target
+    for name in (WORKLOADS, TUNING_RECORDS):
+        drop_partial_line(path / name)
     return ms.database.JSONDatabase(path_workload=str(path / WORKLOADS),
                                     path_tuning_record=str(path / TUNING_RECORDS))
+
+
+def drop_partial_line(path: Path) -> bool:
+    """A tuning run killed while appending (kill -9, out of memory, the machine going down) can
+    leave a last line cut short, and MetaSchedule then refuses to open the whole database. Drop
+    that line, keep every complete one; returns whether one was dropped. Callers hold
+    ``records_lock`` (as they do to commit), so no writer is mid-line."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return False
+    if not data or data.endswith(b"\n"):
+        return False
+    cut = data.rfind(b"\n") + 1
+    try:
+        json.loads(data[cut:])
+        return False  # complete, just without its newline
+    except ValueError:
+        pass
+    with open(path, "r+b") as f:
+        f.truncate(cut)
+    log.warning("tvm_wm: dropped a cut-short line at the end of %s (a tuning run was stopped while "
+                "writing it); the other %d lines are kept", path, data[:cut].count(b"\n"))
+    return True
 
 
 def count_records(path: Path) -> int:
