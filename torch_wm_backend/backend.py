@@ -10,7 +10,7 @@ from .decompositions import decompositions
 from .errors import UnsupportedOpsError
 from .partition import eager_op_names, inline, partition
 from .runtime import TvmSubgraph
-from .runtime.versus_eager import VersusEager
+from .runtime.versus_eager import VersusEager, eager_won_before
 from .settings import Settings
 from .tune.budget import Budget
 
@@ -91,6 +91,8 @@ def tvm_wm(gm: torch.fx.GraphModule, example_inputs, mode=None, options=None):
     from torch._dynamo.backends.common import aot_autograd
 
     settings = Settings.from_options(options, mode)
+    if settings.eager_guard and eager_won_before(gm, example_inputs, settings):
+        return gm.forward  # a warm start of a graph that lost its race against eager PyTorch
 
     def compiler(kind):
         def compile_graph(aten_gm, _inputs):

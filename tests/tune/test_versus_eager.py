@@ -47,11 +47,12 @@ def test_a_compiled_graph_slower_than_eager_gives_way_to_it(monkeypatch, tmp_pat
         monkeypatch.setattr(kernel.Kernel, "__call__", lambda self, t: calls.append(1))
         torch.testing.assert_close(compiled(x), model(x))
         assert not calls  # later calls run Dynamo's graph in PyTorch
-        # the choice is cached with the graph: a warm start does not race again
+        # the choice is cached with the graph: a warm start does not race, nor even compile
         torch._dynamo.reset()
         torch_wm_backend.reset_stats()
         torch.testing.assert_close(torch.compile(model, backend="tvm_wm", options=options)(x), model(x))
     assert raced == [1] and torch_wm_backend.stats()["graphs_kept_eager"] == 1
+    assert torch_wm_backend.stats()["graphs_compiled"] == 0  # nothing traced, partitioned or loaded
 
 
 class Counter(torch.nn.Module):

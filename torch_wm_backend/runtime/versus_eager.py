@@ -11,7 +11,8 @@ against it is not enough: untuned ResNet-50 on an H200 kept 31 TVM subgraphs and
 So after an inference graph's first call, the compiled callable races the FX graph Dynamo captured,
 run by PyTorch (what ``backend="eager"`` runs), and the loser never runs again. The compiled one
 must win two races by 2% each (context.py's rule). The choice is cached with the graph (not when
-the machine was busy). Graphs that build an autograd graph are not raced: their backward, compiled
+the machine was busy); on a warm start a graph that lost is handed back to Dynamo before
+aot_autograd even traces it (``eager_won_before``). Graphs that build an autograd graph are not raced: their backward, compiled
 too, would need timing as well; nor are graphs that write their inputs (a buffer's step counter),
 which must run once per call.
 """
@@ -43,27 +44,16 @@ class VersusEager:
         self.chosen = self.compiled
         if _builds_autograd(self.gm, args):
             return self.compiled(*args)
-        from ..lower import target_for
-        from ..pipeline import cache_key, store_for
-
-        try:
-            device = device_of([a for a in args if isinstance(a, torch.Tensor)])
-            store = store_for(self.settings.cache_dir)
-            parts = {**cache_key(self.gm, list(args), target_for(device), self.settings),
-                     "format": FORMAT}
-            entry = store.get(parts, count=False)
-        except Exception as err:  # no cache: race as if it were empty
-            log.debug("versus eager: no cached choice (%s)", err)
-            store = entry = None
-        if entry is not None:  # a warm start: the loser does not even run once
-            return self._keep(entry.extra["compiled_wins"])(*args)
+        store, parts, cached = lookup(self.gm, args, self.settings)
+        if cached is not None:  # a warm start: the loser does not even run once
+            return self._keep(cached)(*args)
         tensors = [a for a in args if isinstance(a, torch.Tensor)] + list(self.gm.buffers())
         versions = [t._version for t in tensors]
         out = self.compiled(*args)
         if versions != [t._version for t in tensors]:
             return out  # a graph that writes its inputs must run once per call: no race
         try:
-            self._keep(self._race(list(args), device, store, parts))
+            self._keep(self._race(list(args), store, parts))
         except Exception as err:  # the compiled graph stays
             log.warning("tvm_wm: timing the graph against eager PyTorch failed (%s); continuing", err)
         return out
@@ -73,7 +63,8 @@ class VersusEager:
         counters.bump("graphs_kept_compiled" if compiled_wins else "graphs_kept_eager")
         return self.chosen
 
-    def _race(self, args: list, device, store, parts) -> bool:
+    def _race(self, args: list, store, parts) -> bool:
+        device = device_of([a for a in args if isinstance(a, torch.Tensor)])
         rng = _rng_states()
         try:
             with torch.no_grad(), outside_tracing():
@@ -88,6 +79,34 @@ class VersusEager:
             store.put(parts, {}, {"compiled_wins": wins, "compiled_ms": timing.tvm_s * 1e3,
                                   "eager_ms": timing.eager_s * 1e3})
         return wins
+
+
+def lookup(gm: torch.fx.GraphModule, args, settings):
+    """``(store, key parts, cached choice)``: the choice is True (compiled won), False (eager won)
+    or None (not raced yet, or no cache: then store and parts may be None too)."""
+    from ..lower import target_for
+    from ..pipeline import cache_key, store_for
+
+    try:
+        device = device_of([a for a in args if isinstance(a, torch.Tensor)])
+        store = store_for(settings.cache_dir)
+        parts = {**cache_key(gm, list(args), target_for(device), settings), "format": FORMAT}
+        entry = store.get(parts, count=False)
+    except Exception as err:  # no cache: race as if it were empty
+        log.debug("versus eager: no cached choice (%s)", err)
+        return None, None, None
+    return store, parts, (bool(entry.extra["compiled_wins"]) if entry is not None else None)
+
+
+def eager_won_before(gm: torch.fx.GraphModule, example_inputs, settings) -> bool:
+    """At compile time: whether this graph, with these inputs, already lost to eager PyTorch (then
+    the backend hands Dynamo the graph itself, and nothing is traced, partitioned or loaded)."""
+    if _builds_autograd(gm, example_inputs):
+        return False
+    if lookup(gm, example_inputs, settings)[2] is False:
+        counters.bump("graphs_kept_eager")
+        return True
+    return False
 
 
 def _builds_autograd(gm: torch.fx.GraphModule, args) -> bool:
