@@ -145,3 +145,26 @@ def test_a_record_cut_short_by_a_killed_run_is_dropped_and_the_rest_kept(tmp_pat
     assert any("cut-short" in r.message for r in caplog.records)
     (records_dir(tmp_path, target) / WORKLOADS).write_text('["1","wl-a"]')  # complete, no newline
     assert not records.drop_partial_line(records_dir(tmp_path, target) / WORKLOADS)
+
+
+def test_an_unchanged_database_is_parsed_once_and_another_writer_is_seen(tmp_path):
+    tvm = pytest.importorskip("tvm")
+    from tvm import s_tir, te
+    from tvm.s_tir import meta_schedule as ms
+
+    from torch_wm_backend.cache import open_records
+
+    target = tvm.target.Target("llvm")
+    a = te.placeholder((4,), name="a")
+    mod = tvm.IRModule({"main": te.create_prim_func([a, te.compute((4,), lambda i: a[i] + 1.0)])})
+    db = open_records(tmp_path, target)
+    wl = db.commit_workload(mod)
+    db.commit_tuning_record(ms.database.TuningRecord(s_tir.Schedule(mod).trace, wl, [1e-3], target))
+    first = open_records(tmp_path, target)
+    assert open_records(tmp_path, target) is first and len(first) == 1  # every build opens it
+    path = records_dir(tmp_path, target) / TUNING_RECORDS
+    line = path.read_text().splitlines()[0]
+    with open(path, "a") as f:  # another process appends a record
+        f.write(line.replace("0.001", "0.002") + "\n")
+    again = open_records(tmp_path, target)
+    assert again is not first and len(again) == 2

@@ -17,6 +17,7 @@ from pathlib import Path
 import filelock
 
 log = logging.getLogger("torch_wm_backend")
+_OPEN: dict = {}  # records dir -> (file stamps when opened, JSONDatabase)
 WORKLOADS = "database_workload.json"
 TUNING_RECORDS = "database_tuning_record.json"
 _RECORD = re.compile(r"^\[\s*(\d+)\s*,(.*)\]$")
@@ -44,11 +45,31 @@ def open_records(root, target):
     from tvm.s_tir import meta_schedule as ms
 
     path = records_dir(root, target)
-    (path / "target.txt").write_text(str(target))  # lets `tvm-wm cache ls` name the target
+    target_file = path / "target.txt"
+    if not target_file.exists():
+        target_file.write_text(str(target))  # lets `tvm-wm cache ls` name the target
     for name in (WORKLOADS, TUNING_RECORDS):
         drop_partial_line(path / name)
-    return ms.database.JSONDatabase(path_workload=str(path / WORKLOADS),
-                                    path_tuning_record=str(path / TUNING_RECORDS))
+    # parsing the database is slow once it holds a few models' records (12 MB: seconds), and every
+    # subgraph's build opens it: reuse the one opened here while no other process appended to it
+    stamp = tuple(_stat(path / name) for name in (WORKLOADS, TUNING_RECORDS))
+    cached = _OPEN.get(path)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    db = ms.database.JSONDatabase(path_workload=str(path / WORKLOADS),
+                                  path_tuning_record=str(path / TUNING_RECORDS))
+    # this process's own commits go through ``db`` and keep it current; they change the stamps
+    # too, so the first open after them parses the files once more
+    _OPEN[path] = (stamp, db)
+    return db
+
+
+def _stat(path: Path) -> tuple:
+    try:
+        st = path.stat()
+        return st.st_size, st.st_mtime_ns
+    except FileNotFoundError:
+        return None
 
 
 def drop_partial_line(path: Path) -> bool:
@@ -57,10 +78,15 @@ def drop_partial_line(path: Path) -> bool:
     that line, keep every complete one; returns whether one was dropped. Callers hold
     ``records_lock`` (as they do to commit), so no writer is mid-line."""
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            if f.seek(0, 2) == 0:
+                return False
+            f.seek(-1, 2)
+            if f.read(1) == b"\n":  # the common case: one byte read
+                return False
+            f.seek(0)
+            data = f.read()
     except FileNotFoundError:
-        return False
-    if not data or data.endswith(b"\n"):
         return False
     cut = data.rfind(b"\n") + 1
     try:
