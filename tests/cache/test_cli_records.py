@@ -83,7 +83,8 @@ def test_merge_remaps_workload_indices(tmp_path):
     assert (dst / TUNING_RECORDS).read_text().splitlines() == ["[0,[b-rec]]", "[1,[a-rec]]"]
 
 
-def test_records_are_a_metaschedule_database_that_survives_a_merge(tmp_path):
+def _database(root, run_secs=(1e-3,)):
+    """A MetaSchedule database under ``root`` with one workload and a record per ``run_secs``."""
     tvm = pytest.importorskip("tvm")
     from tvm import s_tir, te
     from tvm.s_tir import meta_schedule as ms
@@ -93,10 +94,20 @@ def test_records_are_a_metaschedule_database_that_survives_a_merge(tmp_path):
     target = tvm.target.Target("llvm")
     a = te.placeholder((4,), name="a")
     mod = tvm.IRModule({"main": te.create_prim_func([a, te.compute((4,), lambda i: a[i] + 1.0)])})
-    db = open_records(tmp_path / "a", target)
-    assert isinstance(db, ms.database.JSONDatabase)
+    db = open_records(root, target)
     wl = db.commit_workload(mod)
-    db.commit_tuning_record(ms.database.TuningRecord(s_tir.Schedule(mod).trace, wl, [1e-3], target))
+    for secs in run_secs:
+        db.commit_tuning_record(ms.database.TuningRecord(s_tir.Schedule(mod).trace, wl, [secs], target))
+    return target, mod, db
+
+
+def test_records_are_a_metaschedule_database_that_survives_a_merge(tmp_path):
+    from tvm.s_tir import meta_schedule as ms
+
+    from torch_wm_backend.cache import open_records
+
+    target, mod, db = _database(tmp_path / "a")
+    assert isinstance(db, ms.database.JSONDatabase)
     src = tmp_path / "a" / "records" / target_hash(target)
     assert merge_records(src, records_dir(tmp_path / "b", target)) == 1
     again = open_records(tmp_path / "b", target)
@@ -124,19 +135,9 @@ def test_top_level_cli(tmp_path, capsys):
 def test_a_record_cut_short_by_a_killed_run_is_dropped_and_the_rest_kept(tmp_path, caplog):
     # MetaSchedule refuses to open a database whose last line was cut short (checked: "Unexpected
     # token"); a tuning run killed while appending leaves one
-    tvm = pytest.importorskip("tvm")
-    from tvm import s_tir, te
-    from tvm.s_tir import meta_schedule as ms
-
     from torch_wm_backend.cache import open_records
 
-    target = tvm.target.Target("llvm")
-    a = te.placeholder((4,), name="a")
-    mod = tvm.IRModule({"main": te.create_prim_func([a, te.compute((4,), lambda i: a[i] + 1.0)])})
-    db = open_records(tmp_path, target)
-    wl = db.commit_workload(mod)
-    for secs in (1e-3, 2e-3):
-        db.commit_tuning_record(ms.database.TuningRecord(s_tir.Schedule(mod).trace, wl, [secs], target))
+    target, _, _ = _database(tmp_path, (1e-3, 2e-3))
     path = records_dir(tmp_path, target) / TUNING_RECORDS
     text = path.read_text()
     path.write_text(text + text[:25])  # a third line, cut short
@@ -148,18 +149,9 @@ def test_a_record_cut_short_by_a_killed_run_is_dropped_and_the_rest_kept(tmp_pat
 
 
 def test_an_unchanged_database_is_parsed_once_and_another_writer_is_seen(tmp_path):
-    tvm = pytest.importorskip("tvm")
-    from tvm import s_tir, te
-    from tvm.s_tir import meta_schedule as ms
-
     from torch_wm_backend.cache import open_records
 
-    target = tvm.target.Target("llvm")
-    a = te.placeholder((4,), name="a")
-    mod = tvm.IRModule({"main": te.create_prim_func([a, te.compute((4,), lambda i: a[i] + 1.0)])})
-    db = open_records(tmp_path, target)
-    wl = db.commit_workload(mod)
-    db.commit_tuning_record(ms.database.TuningRecord(s_tir.Schedule(mod).trace, wl, [1e-3], target))
+    target, _, _ = _database(tmp_path)
     first = open_records(tmp_path, target)
     assert open_records(tmp_path, target) is first and len(first) == 1  # every build opens it
     path = records_dir(tmp_path, target) / TUNING_RECORDS
