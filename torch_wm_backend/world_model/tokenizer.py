@@ -323,15 +323,17 @@ def tokenize(text: str, blocks_info: dict | None = None) -> TokenizedTrace:
             continue
         if k == "enter_postproc":
             postproc = 1.0
-        f = np.zeros(NUM_FEATS, np.float32)
+        f = [0.0] * NUM_FEATS   # a list: numpy's per-element stores cost more than the rest
         f[0], f[1] = postproc, inst.index / total
         attr = NO_ATTR
         kid = KIND_IDS.get(k, UNK)
         unknown += kid == UNK
-        loop_refs = [x for x in list(a) + list(kw.values()) if isinstance(x, Ref) and x in st.loops]
+        refs = [x for x in (*a, *kw.values()) if isinstance(x, Ref)]
         if k == "fuse" or k == "reorder":
             loop_refs = [x for x in a if isinstance(x, Ref)]
-        block_refs = [x for x in list(a) + list(kw.values()) if isinstance(x, Ref) and x in st.blocks]
+        else:
+            loop_refs = [x for x in refs if x in st.loops]
+        block_refs = [x for x in refs if x in st.blocks]
         if loop_refs:
             f[15], f[16], f[17], f[18], f[23] = _loop_ctx(st, loop_refs[0])
             exts = [st.loops[x].extent for x in loop_refs if x in st.loops]
@@ -420,7 +422,7 @@ def tokenize(text: str, blocks_info: dict | None = None) -> TokenizedTrace:
     return TokenizedTrace(
         np.asarray(kinds, np.int64),
         np.asarray(attrs, np.int64),
-        np.stack(feats) if feats else np.zeros((0, NUM_FEATS), np.float32),
+        np.asarray(feats, np.float32) if feats else np.zeros((0, NUM_FEATS), np.float32),
         np.asarray(where, np.int64),
         unknown,
     )
