@@ -1,4 +1,6 @@
 """Measurement through TVM's RPC tracker: a tracker and two servers on 127.0.0.1, started here."""
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -40,7 +42,8 @@ def tracker():
     port = _free_port()
     procs = [subprocess.Popen([sys.executable, "-m", "tvm.exec.rpc_tracker", "--host", "127.0.0.1",
                                "--port", str(port), "--port-end", str(port + 1)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)]
     time.sleep(2)
     for _ in range(2):
         server_port = _free_port()
@@ -48,13 +51,15 @@ def tracker():
             [sys.executable, "-m", "tvm.exec.rpc_server", "--host", "127.0.0.1",
              "--port", str(server_port), "--port-end", str(server_port + 1),
              "--tracker", f"127.0.0.1:{port}", "--key", KEY],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
     try:
         _wait_for_servers(port, 2)
         yield f"127.0.0.1:{port}"
     finally:
+        # each runs its server in a child worker process: kill the whole process group, or the
+        # workers outlive the test
         for p in procs:
-            p.kill()
+            os.killpg(p.pid, signal.SIGKILL)
             p.wait()
 
 
