@@ -55,11 +55,9 @@ def task_flops(task) -> float:
 
 
 def task_hash(task) -> str:
-    import tvm_ffi
+    from .state import workload_hash
 
-    from .state import func_of
-
-    return f"{tvm_ffi.structural_hash(func_of(task.dispatched[0])) & 0xFFFFFFFFFFFF:x}"
+    return workload_hash(task.dispatched[0])
 
 
 def sample_candidates(mod, target, n: int, seed: int, threads: int = 1) -> list:
@@ -209,14 +207,40 @@ def eval_hashes(zoo, out: Path, target) -> set:
     return hashes
 
 
+def rebuild_transitions(out: Path, target) -> int:
+    """Recreate ``transitions/`` from the measured records, for tasks that have none (committed data
+    ships records only: the replayed prefixes are regenerable, measurements are not). Returns the
+    number of tasks rebuilt."""
+    from tqdm import tqdm
+    from tvm.s_tir import meta_schedule as ms
+
+    from .state import workload_hash
+
+    todo = []
+    for net_dir in sorted(p for p in out.iterdir() if (p / "database_workload.json").exists()):
+        (net_dir / "transitions").mkdir(exist_ok=True)
+        have = {f.stem.split("_")[0] for f in (net_dir / "transitions").glob("*.npz")}
+        by_task: dict = {}
+        for rec in ms.database.JSONDatabase(work_dir=str(net_dir)).get_all_tuning_records():
+            by_task.setdefault(workload_hash(rec.workload.mod), (rec.workload.mod, []))[1].append(rec)
+        todo += [(net_dir, h, mod, recs) for h, (mod, recs) in by_task.items() if h not in have]
+    for net_dir, h, mod, recs in tqdm(todo, desc="replay", unit="task"):
+        _save_transitions(mod, target, [r.as_measure_candidate() for r in recs],
+                          net_dir / "transitions" / f"{h}_records.npz")
+    return len(todo)
+
+
 def run(args) -> int:
     from tqdm import tqdm
     from tvm.s_tir import meta_schedule as ms
 
-    zoo = load_zoo(args.zoo)
     out = Path(args.out)
     cores = args.cores or _cpu_cores()
     target = cpu_target(cores) if args.target == "cpu" else parse_target(args.target)
+    if args.rebuild_transitions:
+        log.info("rebuilt the transitions of %d tasks under %s", rebuild_transitions(out, target), out)
+        return 0
+    zoo = load_zoo(args.zoo)
     held_out = eval_hashes(zoo, out, target)
     nets = args.networks or _interleave(list(zoo.EVAL), list(zoo.TRAIN))
     from ..tune.tuner import make_builder
@@ -275,4 +299,7 @@ def add_parser(subparsers) -> None:
                    help="measured records only: skip the replayed-prefix dynamics data (saves time)")
     p.add_argument("--deadline-s", type=float, default=None,
                    help="start no new network after this many seconds (rerun to resume)")
+    p.add_argument("--rebuild-transitions", action="store_true",
+                   help="measure nothing: replay the records under --out into transitions/ where a "
+                        "task has none (after unpacking committed data, which ships records only)")
     p.set_defaults(func=run)

@@ -41,7 +41,6 @@ def networks_in(root: Path) -> list[str]:
 
 
 def load_groups(root, networks, target, keep_mod: bool = False) -> list[TaskGroup]:
-    import tvm_ffi
     from tvm.s_tir import meta_schedule as ms
 
     from . import state
@@ -57,7 +56,7 @@ def load_groups(root, networks, target, keep_mod: bool = False) -> list[TaskGrou
         for rec in db.get_all_tuning_records():
             if not rec.run_secs:
                 continue
-            h = f"{tvm_ffi.structural_hash(state.func_of(rec.workload.mod)) & 0xFFFFFFFFFFFF:x}"
+            h = state.workload_hash(rec.workload.mod)
             by_wl.setdefault(h, (rec.workload.mod, []))[1].append(rec)
         for h, (mod, recs) in by_wl.items():
             if len(recs) < 2:
@@ -76,7 +75,6 @@ def load_groups(root, networks, target, keep_mod: bool = False) -> list[TaskGrou
 
 def load_transitions(root, networks, target) -> list[Transition]:
     """Dynamics data; task block info comes from the same network's database workloads."""
-    import tvm_ffi
     from tvm.s_tir import meta_schedule as ms
 
     from . import state
@@ -89,7 +87,7 @@ def load_transitions(root, networks, target) -> list[Transition]:
         db = ms.database.JSONDatabase(work_dir=str(d))
         infos = {}
         for wl in db.get_all_tuning_records():
-            h = f"{tvm_ffi.structural_hash(state.func_of(wl.workload.mod)) & 0xFFFFFFFFFFFF:x}"
+            h = state.workload_hash(wl.workload.mod)
             if h not in infos:
                 infos[h] = state.task_info(wl.workload.mod, target)
         for f in sorted((d / "transitions").glob("*.npz")):

@@ -128,14 +128,20 @@ def func_of(mod):
     return funcs[0]
 
 
+def workload_hash(mod) -> str:
+    """A task's name in the data: the structural hash of its PrimFunc (48 bits, hex)."""
+    import tvm_ffi
+
+    return f"{tvm_ffi.structural_hash(func_of(mod)) & 0xFFFFFFFFFFFF:x}"
+
+
 def task_info(mod, target) -> TaskInfo:
     """State features of the task's unscheduled program, cached by structural hash and target kind."""
     import tvm
-    import tvm_ffi
     from tvm.s_tir import Schedule
 
     func = func_of(mod)
-    key = f"{tvm_ffi.structural_hash(func) & 0xFFFFFFFFFFFF:x}:{target.kind.name}"
+    key = f"{workload_hash(func)}:{target.kind.name}"
     with _LOCK:
         hit = _CACHE.get(key)
     if hit is not None:
