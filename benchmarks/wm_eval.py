@@ -73,6 +73,18 @@ def baseline_scores(kind, train, test, target):
     return scores, fit
 
 
+def top1_difference(test, scores_a, scores_b, resamples: int = 2000) -> dict:
+    """Top-1 score of a minus b, with a 90% interval from resampling the test tasks (the score is
+    weighted by task time, so a few heavy tasks can decide it)."""
+    rng = np.random.default_rng(0)
+    diff = lambda idx: (dataset.ranking_metrics([test[i] for i in idx], [scores_a[i] for i in idx])["top1"]
+                        - dataset.ranking_metrics([test[i] for i in idx], [scores_b[i] for i in idx])["top1"])
+    n = len(test)
+    boot = [diff(rng.integers(0, n, n)) for _ in range(resamples)]
+    return {"difference": float(diff(np.arange(n))), "p05": float(np.percentile(boot, 5)),
+            "p95": float(np.percentile(boot, 95))}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", default="benchmarks/work/wm_data")
@@ -97,28 +109,42 @@ def main() -> None:
            "train_tasks": len(train), "train_records": int(sum(len(g.costs) for g in train)),
            "test_tasks": len(test), "test_records": int(sum(len(g.costs) for g in test)), "models": {}}
     net = load_weights(args.weights)
-    res["models"]["wm"] = dataset.ranking_metrics(test, score_groups(net, test, hw))
+    wm_scores = score_groups(net, test, hw)
+    res["models"]["wm"] = dataset.ranking_metrics(test, wm_scores)
     rng = np.random.default_rng(0)
-    res["models"]["random"] = dataset.ranking_metrics(test, [rng.random(len(g.costs)) for g in test])
+    rand_scores = [rng.random(len(g.costs)) for g in test]
+    res["models"]["random"] = dataset.ranking_metrics(test, rand_scores)
+    baseline_scores_by_name = {}
     for baseline in ("xgb", "mlp"):
         try:
             scores, fit = baseline_scores(baseline, train, test, target)
+            baseline_scores_by_name[baseline] = scores
             res["models"][baseline] = {**dataset.ranking_metrics(test, scores), "fit_seconds": round(fit, 1)}
         except Exception as err:  # noqa: BLE001 - report a failing baseline, keep the others
             res["models"][baseline] = {"error": repr(err)[:300]}
+    all_scores = {"wm": wm_scores, "random": rand_scores, **baseline_scores_by_name}
+    res["top1_difference_bootstrap"] = {
+        b: top1_difference(test, all_scores["wm"], all_scores[b]) for b in all_scores if b != "wm"}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{stem}.json").write_text(json.dumps(res, indent=1))
     lines = [f"# World model offline accuracy, {kind} (held-out networks: {', '.join(test_nets)})", "",
              f"Training: {res['train_records']} records / {res['train_tasks']} tasks from "
              f"{len(train_nets)} networks. Test: {res['test_records']} records / "
-             f"{res['test_tasks']} tasks.", "",
+             f"{res['test_tasks']} tasks. Fit time: wm {meta.get('train_seconds', '?')} s "
+             f"(`tvm-wm train`, {meta.get('steps', '?')} steps), "
+             + ", ".join(f"{k} {m['fit_seconds']} s" for k, m in res["models"].items() if "fit_seconds" in m)
+             + ".", "",
              "| model | pairwise acc | top-1 | top-5 |", "|---|---|---|---|"]
     for name, m in res["models"].items():
         if "error" in m:
             lines.append(f"| {name} | error: {m['error'][:80]} | | |")
         else:
             lines.append(f"| {name} | {m['pairwise_acc']:.3f} | {m['top1']:.3f} | {m['top5']:.3f} |")
+    lines += ["", "Top-1 of wm minus each other model, with a 90% interval from resampling the test tasks "
+              "(2,000 resamples):", "", "| wm minus | top-1 difference | 90% interval |", "|---|---|---|"]
+    for name, d in res["top1_difference_bootstrap"].items():
+        lines.append(f"| {name} | {d['difference']:+.3f} | {d['p05']:+.3f} to {d['p95']:+.3f} |")
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -41,6 +41,21 @@ def test_save_load_round_trip_gives_identical_scores(cpu_task, tmp_path):
     assert before.dtype == np.float64 and before.shape == (len(cands),)
 
 
+def test_shipped_half_precision_weights_keep_the_ranking(cpu_task, tmp_path):
+    from torch_wm_backend.world_model import adapter
+
+    ctx, cands = cpu_task
+    model = create_cost_model(ctx.target)   # the shipped weights: trained, not random
+    full = model.predict(ctx, cands)
+    adapter.save_weights(model.net, tmp_path / "full.pt")
+    adapter.save_weights(model.net, tmp_path / "half.pt", half=True)
+    assert (tmp_path / "half.pt").stat().st_size < 0.6 * (tmp_path / "full.pt").stat().st_size
+    half = WorldModelCostModel(adapter.load_weights(tmp_path / "half.pt")).predict(ctx, cands)
+    assert next(adapter.load_weights(tmp_path / "half.pt").parameters()).dtype == torch.float32
+    assert not np.array_equal(full, half)                       # it did round
+    assert _pairwise_accuracy(half, -full) > 0.97               # and kept the order
+
+
 def test_predict_runs_no_per_candidate_feature_extraction(cpu_task, monkeypatch):
     ctx, cands = cpu_task
     calls = []

@@ -61,18 +61,21 @@ def mean_cost(result) -> float:
     return float(np.median(secs))
 
 
-def save_weights(net: WorldModel, path) -> None:
+def save_weights(net: WorldModel, path, half: bool = False) -> None:
+    """Save exactly (what ``PyCostModel.save`` needs), or with ``half`` the float tensors as float16:
+    the shipped files, half the bytes in git (the network's scores move in the 3rd-4th digit)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save({"config": net.cfg.to_dict(), "state_dict": net.state_dict()}, tmp)
+    state = {k: v.half() if half and v.is_floating_point() else v for k, v in net.state_dict().items()}
+    torch.save({"config": net.cfg.to_dict(), "state_dict": state}, tmp)
     os.replace(tmp, path)
 
 
 def load_weights(path) -> WorldModel:
     blob = torch.load(path, map_location="cpu", weights_only=True)
     net = WorldModel(WMConfig(**blob["config"]))
-    net.load_state_dict(blob["state_dict"])
+    net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
     return net
 
 

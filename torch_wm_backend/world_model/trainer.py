@@ -74,7 +74,7 @@ def _dyn_batch(net, trs):
     return torch.nn.functional.mse_loss(net.predict_dynamics(traj[rows, cols]), target)
 
 
-def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 400, lr: float = 2e-3,
+def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 1500, lr: float = 2e-3,
           dyn_weight: float = 0.3, seed: int = 0, target="cpu") -> dict:
     from . import hardware
     from .collect import load_zoo, parse_target
@@ -120,7 +120,7 @@ def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 400, lr: 
                      m["pairwise_acc"], m["top1"])
             if m["pairwise_acc"] > best:
                 best, best_state = m["pairwise_acc"], {k: v.clone() for k, v in net.state_dict().items()}
-                save_weights(net, out_path)  # the best so far survives an interrupted run
+                save_weights(net, out_path, half=True)  # the best so far survives an interruption
     net.load_state_dict(best_state)  # already saved to out_path when it became the best
     meta = {"train_networks": train_nets, "val_networks": list(val_networks),
             "train_tasks": len(groups), "train_records": int(sum(len(g.costs) for g in groups)),
@@ -149,7 +149,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", default=None, help="weights file (default: the shipped one for the target's kind)")
     p.add_argument("--target", default="cpu", help="cpu, cuda or cuda:sm_XY: the records' target")
     p.add_argument("--val", nargs="*", default=None, help="validation networks (held out whole)")
-    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--dyn-weight", type=float, default=0.3)
     p.add_argument("--seed", type=int, default=0)
