@@ -45,7 +45,9 @@ def test_shipped_half_precision_weights_keep_the_ranking(cpu_task, tmp_path):
     from torch_wm_backend.world_model import adapter
 
     ctx, cands = cpu_task
-    model = create_cost_model(ctx.target)   # the shipped weights: trained, not random
+    model = WorldModelCostModel(seed=1)   # not the shipped weights: those are float16 already
+    with torch.no_grad():
+        model.net.t_out.weight.normal_(0, 0.05)  # a transition that moves (it starts at zero)
     full = model.predict(ctx, cands)
     adapter.save_weights(model.net, tmp_path / "full.pt")
     adapter.save_weights(model.net, tmp_path / "half.pt", half=True)
