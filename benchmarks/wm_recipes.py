@@ -15,14 +15,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, ".")
 from torch_wm_backend.world_model import dataset, hardware, trainer  # noqa: E402
 from torch_wm_backend.world_model.adapter import default_config  # noqa: E402
 from torch_wm_backend.world_model.collect import cpu_target, load_zoo  # noqa: E402
-from torch_wm_backend.world_model.network import WorldModel, collate, pairwise_rank_loss  # noqa: E402
+from torch_wm_backend.world_model.network import WorldModel, pairwise_rank_loss  # noqa: E402
 
 
 def listwise(scores, labels, groups, T=0.1):
@@ -35,21 +34,12 @@ def listwise(scores, labels, groups, T=0.1):
     return loss / n
 
 
-def rank_batch(net, groups, kind, hw):
-    toks, states, labels, gid = [], [], [], []
-    for i, g in enumerate(groups):
-        toks += g.tokens
-        states += [g.state] * len(g.tokens)
-        labels.append(g.costs.min() / g.costs)
-        gid += [i] * len(g.tokens)
-    kinds, attrs, feats, mask = collate(toks)
-    s = net(torch.from_numpy(np.stack(states)), kinds, attrs, feats, mask, hw)
-    lab = torch.from_numpy(np.concatenate(labels).astype(np.float32))
-    gid = torch.tensor(gid)
-    losses = {"pair": lambda: pairwise_rank_loss(s, lab, gid), "list": lambda: listwise(s, lab, gid),
-              "reg": lambda: 10 * torch.nn.functional.mse_loss(torch.sigmoid(s), lab)}
+def recipe_loss(kind):
+    """The ranking loss of a recipe: (scores, labels min/cost, task ids) -> loss."""
+    losses = {"pair": pairwise_rank_loss, "list": listwise,
+              "reg": lambda s, lab, gid: 10 * torch.nn.functional.mse_loss(torch.sigmoid(s), lab)}
     parts = {"both": ("pair", "list")}.get(kind, kind.split("+"))
-    return sum(losses[p]() for p in parts)
+    return lambda s, lab, gid: sum(losses[p](s, lab, gid) for p in parts)
 
 
 def run(data, kind, dyn, steps, select, seed, hw, hw_np):
@@ -65,7 +55,7 @@ def run(data, kind, dyn, steps, select, seed, hw, hw_np):
     for step in range(steps):
         net.train()
         opt.zero_grad()
-        loss = rank_batch(net, random.sample(tr, min(8, len(tr))), kind, hw)
+        loss = trainer._rank_batch(net, random.sample(tr, min(8, len(tr))), hw, recipe_loss(kind))
         if dyn:
             loss = loss + dyn * trainer._dyn_batch(net, random.sample(trans, min(16, len(trans))))
         loss.backward()
@@ -94,13 +84,14 @@ def main():
     target = cpu_target()
     hw_np = hardware.hardware_features(target)
     hw = torch.from_numpy(hw_np)[None]
-    cache = Path("benchmarks/work") / f"wm_recipes_{Path(args.data).name}.pkl"
+    size = sum(f.stat().st_size for f in Path(args.data).glob("*/database_tuning_record.json"))
+    cache = Path("benchmarks/work") / f"wm_recipes_{Path(args.data).name}_{size}.pkl"  # new data: new file
     if cache.exists():
         data = pickle.load(open(cache, "rb"))
     else:
         zoo = load_zoo("benchmarks/zoo.py")
         nets = [n for n in dataset.networks_in(args.data) if n not in zoo.EVAL]
-        val_nets = nets[2::5]   # the trainer's default
+        val_nets = trainer.default_val_networks(nets)
         train_nets = [n for n in nets if n not in val_nets]
         data = (dataset.load_groups(args.data, train_nets, target),
                 dataset.load_groups(args.data, val_nets, target),

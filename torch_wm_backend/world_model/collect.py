@@ -212,18 +212,15 @@ def rebuild_transitions(out: Path, target) -> int:
     ships records only: the replayed prefixes are regenerable, measurements are not). Returns the
     number of tasks rebuilt."""
     from tqdm import tqdm
-    from tvm.s_tir import meta_schedule as ms
 
-    from .state import workload_hash
+    from .dataset import networks_in, records_by_task
 
     todo = []
-    for net_dir in sorted(p for p in out.iterdir() if (p / "database_workload.json").exists()):
+    for net_dir in (out / name for name in networks_in(out)):
         (net_dir / "transitions").mkdir(exist_ok=True)
         have = {f.stem.split("_")[0] for f in (net_dir / "transitions").glob("*.npz")}
-        by_task: dict = {}
-        for rec in ms.database.JSONDatabase(work_dir=str(net_dir)).get_all_tuning_records():
-            by_task.setdefault(workload_hash(rec.workload.mod), (rec.workload.mod, []))[1].append(rec)
-        todo += [(net_dir, h, mod, recs) for h, (mod, recs) in by_task.items() if h not in have]
+        todo += [(net_dir, h, mod, recs) for h, (mod, recs) in records_by_task(net_dir).items()
+                 if h not in have]
     for net_dir, h, mod, recs in tqdm(todo, desc="replay", unit="task"):
         _save_transitions(mod, target, [r.as_measure_candidate() for r in recs],
                           net_dir / "transitions" / f"{h}_records.npz")

@@ -40,9 +40,19 @@ def networks_in(root: Path) -> list[str]:
     return sorted(p.name for p in Path(root).iterdir() if (p / "database_workload.json").exists())
 
 
-def load_groups(root, networks, target, keep_mod: bool = False) -> list[TaskGroup]:
+def records_by_task(net_dir) -> dict:
+    """A network's database: ``{workload hash: (workload module, [tuning records])}``."""
     from tvm.s_tir import meta_schedule as ms
 
+    from .state import workload_hash
+
+    out: dict = {}
+    for rec in ms.database.JSONDatabase(work_dir=str(net_dir)).get_all_tuning_records():
+        out.setdefault(workload_hash(rec.workload.mod), (rec.workload.mod, []))[1].append(rec)
+    return out
+
+
+def load_groups(root, networks, target, keep_mod: bool = False) -> list[TaskGroup]:
     from . import state
 
     groups = []
@@ -51,14 +61,8 @@ def load_groups(root, networks, target, keep_mod: bool = False) -> list[TaskGrou
         if not (d / "database_tuning_record.json").exists():
             continue
         manifest = json.loads((d / "tasks.json").read_text()) if (d / "tasks.json").exists() else {}
-        db = ms.database.JSONDatabase(work_dir=str(d))
-        by_wl: dict = {}
-        for rec in db.get_all_tuning_records():
-            if not rec.run_secs:
-                continue
-            h = state.workload_hash(rec.workload.mod)
-            by_wl.setdefault(h, (rec.workload.mod, []))[1].append(rec)
-        for h, (mod, recs) in by_wl.items():
+        for h, (mod, recs) in records_by_task(d).items():
+            recs = [r for r in recs if r.run_secs]
             if len(recs) < 2:
                 continue
             # The database keeps records sorted by run time; shuffle so ties cannot leak the order.
@@ -75,8 +79,6 @@ def load_groups(root, networks, target, keep_mod: bool = False) -> list[TaskGrou
 
 def load_transitions(root, networks, target) -> list[Transition]:
     """Dynamics data; task block info comes from the same network's database workloads."""
-    from tvm.s_tir import meta_schedule as ms
-
     from . import state
 
     out = []
@@ -84,12 +86,7 @@ def load_transitions(root, networks, target) -> list[Transition]:
         d = Path(root) / net
         if not (d / "transitions").exists():
             continue
-        db = ms.database.JSONDatabase(work_dir=str(d))
-        infos = {}
-        for wl in db.get_all_tuning_records():
-            h = state.workload_hash(wl.workload.mod)
-            if h not in infos:
-                infos[h] = state.task_info(wl.workload.mod, target)
+        infos = {h: state.task_info(mod, target) for h, (mod, _) in records_by_task(d).items()}
         for f in sorted((d / "transitions").glob("*.npz")):
             info = infos.get(f.stem.split("_")[0])
             if info is None:

@@ -50,7 +50,12 @@ def score_groups(net: WorldModel, groups, hw: torch.Tensor) -> list:
     return out
 
 
-def _rank_batch(net, groups, hw):
+def default_val_networks(networks: list) -> list:
+    """Validation networks, held out whole: every fifth, deterministically."""
+    return networks[2::5]
+
+
+def _rank_batch(net, groups, hw, loss=pairwise_rank_loss):
     toks, states, labels, gid = [], [], [], []
     for i, g in enumerate(groups):
         toks += g.tokens
@@ -59,8 +64,7 @@ def _rank_batch(net, groups, hw):
         gid += [i] * len(g.tokens)
     kinds, attrs, feats, mask = collate(toks)
     scores = net(torch.from_numpy(np.stack(states)), kinds, attrs, feats, mask, hw)
-    return pairwise_rank_loss(scores, torch.from_numpy(np.concatenate(labels).astype(np.float32)),
-                              torch.tensor(gid))
+    return loss(scores, torch.from_numpy(np.concatenate(labels).astype(np.float32)), torch.tensor(gid))
 
 
 def _dyn_batch(net, trs):
@@ -84,8 +88,8 @@ def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 1500, lr:
     target = parse_target(target) if isinstance(target, str) else target
     zoo_eval = set(load_zoo("benchmarks/zoo.py").EVAL) if Path("benchmarks/zoo.py").exists() else set()
     nets = [n for n in dataset.networks_in(root) if n not in zoo_eval]
-    if val_networks is None:   # hold out whole networks: every fifth, deterministically
-        val_networks = nets[2::5]
+    if val_networks is None:
+        val_networks = default_val_networks(nets)
     train_nets = [n for n in nets if n not in val_networks]
     t0 = time.time()
     groups = dataset.load_groups(root, train_nets, target)
