@@ -1,3 +1,4 @@
+import pytest
 import tvm
 from tvm.s_tir import meta_schedule as ms
 
@@ -23,3 +24,10 @@ def test_transitions_are_rebuilt_from_records_once(tmp_path, cpu_task):
     trans = dataset.load_transitions(tmp_path, ["net"], ctx.target)
     assert len(trans) == 4 and all(len(t.positions) == len(t.feats) > 0 for t in trans)
     assert rebuild_transitions(tmp_path, ctx.target) == 0   # a task that has them is left alone
+
+
+def test_rebuilding_without_data_is_one_line(tmp_path):
+    from torch_wm_backend.cli import main
+
+    with pytest.raises(SystemExit, match="tvm-wm collect: no record databases under"):
+        main(["collect", "--rebuild-transitions", "--out", str(tmp_path / "nowhere")])

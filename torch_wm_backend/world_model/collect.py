@@ -213,8 +213,12 @@ def rebuild_transitions(out: Path, target) -> int:
     number of tasks rebuilt."""
     from tqdm import tqdm
 
+    from ..errors import TvmWmError
     from .dataset import networks_in, records_by_task
 
+    if not out.is_dir() or not networks_in(out):
+        raise TvmWmError(f"no record databases under {out}: unpack the committed data there "
+                         "(benchmarks/data/wm_data_cpu.tar.xz) or run `tvm-wm collect` first")
     todo = []
     for net_dir in (out / name for name in networks_in(out)):
         (net_dir / "transitions").mkdir(exist_ok=True)
