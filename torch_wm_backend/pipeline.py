@@ -134,8 +134,11 @@ def mismatch(tvm_outs: list, eager_out) -> str:
         if tuple(t.shape) != tuple(e.shape) or t.dtype != e.dtype:
             return f"output {i}: {t.dtype}{list(t.shape)}, not {e.dtype}{list(e.shape)}"
         if e.is_floating_point():
+            # float32 kernels differ from PyTorch's by summation order only (~1e-6 of the scale);
+            # a wrong schedule measured at 1e-3 of it (a BERT layer norm), so the bound is tight
+            tol = 1e-4 if torch.finfo(e.dtype).bits >= 32 else 1e-2
             scale = float(e.abs().max()) if e.numel() else 0.0
-            ok = torch.allclose(t.to(e.device), e, rtol=1e-3, atol=1e-3 * max(1.0, scale),
+            ok = torch.allclose(t.to(e.device), e, rtol=tol, atol=tol * max(1.0, scale),
                                 equal_nan=True)
         else:
             ok = torch.equal(t.to(e.device), e)

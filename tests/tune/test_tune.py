@@ -259,3 +259,18 @@ def test_default_kernels_are_measured_beside_the_searched_ones(tmp_path):
     defaults = [r for r in records if len(r.trace.insts) == 0]
     assert defaults and all(r.run_secs for r in defaults)
     assert len(records) > len(defaults)  # the searched candidates are there too
+
+
+def test_value_check_catches_a_slightly_wrong_kernel():
+    # The layer-norm schedule that slipped through CI once was off by 1.5e-3 of the output's scale
+    # (0.0048 at scale 3.2); float32 reordering differs by ~1e-7 of it (measured on a BERT layer).
+    from torch_wm_backend.pipeline import mismatch
+
+    want = torch.randn(16, 64) * 3
+    assert mismatch([want + 1e-6], want) == ""
+    off = want.clone()
+    off[3, 5] += 0.0048
+    assert mismatch([off], want) == "output 0: values differ"
+    assert mismatch([want.half()], want).startswith("output 0: torch.float16")
+    half = want.half()
+    assert mismatch([half + 1e-3], half) == ""  # half precision is held to 1e-2
