@@ -67,11 +67,22 @@ def run(data, kind, dyn, steps, select, seed, hw, hw_np):
             if m[select] > best:
                 best, state = m[select], {k: v.clone() for k, v in net.state_dict().items()}
     net.load_state_dict(state)
-    mv = dataset.ranking_metrics(va, trainer.score_groups(net, va, hw))
-    mt = dataset.ranking_metrics(te, trainer.score_groups(net, te, hw))
-    print(f"{kind} dyn={dyn} steps={steps} sel={select} seed={seed}: val pw {mv['pairwise_acc']:.3f} "
-          f"top1 {mv['top1']:.3f} | test pw {mt['pairwise_acc']:.3f} top1 {mt['top1']:.3f} "
-          f"top5 {mt['top5']:.3f} ({time.time() - t0:.0f}s)", flush=True)
+    sv, st = trainer.score_groups(net, va, hw), trainer.score_groups(net, te, hw)
+    report(f"{kind} dyn={dyn} steps={steps} sel={select} seed={seed}", va, te, sv, st,
+           f"({time.time() - t0:.0f}s)")
+    return sv, st
+
+
+def report(name, va, te, sv, st, extra=""):
+    mv, mt = dataset.ranking_metrics(va, sv), dataset.ranking_metrics(te, st)
+    print(f"{name}: val pw {mv['pairwise_acc']:.3f} top1 {mv['top1']:.3f} | test pw "
+          f"{mt['pairwise_acc']:.3f} top1 {mt['top1']:.3f} top5 {mt['top5']:.3f} {extra}", flush=True)
+
+
+def mean_of(runs):
+    """Each task's scores averaged over the runs after standardising them per task."""
+    z = lambda s: (s - s.mean()) / (s.std() + 1e-9)
+    return [sum(z(r[i]) for r in runs) / len(runs) for i in range(len(runs[0]))]
 
 
 def main():
@@ -105,8 +116,10 @@ def main():
           flush=True)
     for recipe in args.recipes:
         kind, dyn, steps, select = recipe.split(":")
-        for seed in args.seeds:
-            run(data, kind, float(dyn), int(steps), select, seed, hw, hw_np)
+        runs = [run(data, kind, float(dyn), int(steps), select, seed, hw, hw_np) for seed in args.seeds]
+        if len(runs) > 1:
+            report(f"{recipe} mean of seeds {args.seeds}", va, te, mean_of([r[0] for r in runs]),
+                   mean_of([r[1] for r in runs]))
 
 
 if __name__ == "__main__":

@@ -41,6 +41,32 @@ def test_save_load_round_trip_gives_identical_scores(cpu_task, tmp_path):
     assert before.dtype == np.float64 and before.shape == (len(cands),)
 
 
+def test_an_ensemble_saves_loads_and_scores_as_its_members_mean(cpu_task, tmp_path):
+    from torch_wm_backend.world_model import adapter
+    from torch_wm_backend.world_model.network import Ensemble
+
+    ctx, cands = cpu_task
+    members = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        m = WorldModelCostModel(seed=seed).net
+        with torch.no_grad():
+            m.t_out.weight.normal_(0, 0.05)
+        members.append(m)
+    logits = [np.log(s / (1 - s)) for s in (WorldModelCostModel(m).predict(ctx, cands) for m in members)]
+    model = WorldModelCostModel(Ensemble(members))
+    scores = model.predict(ctx, cands)
+    assert np.allclose(np.log(scores / (1 - scores)), (logits[0] + logits[1]) / 2, atol=1e-4)
+    model.save(str(tmp_path / "ens.pt"))
+    again = WorldModelCostModel()
+    again.load(str(tmp_path / "ens.pt"))
+    assert isinstance(again.net, Ensemble) and len(again.net.members) == 2
+    assert np.array_equal(scores, again.predict(ctx, cands))
+    adapter.save_weights(model.net, tmp_path / "ens_half.pt", half=True)  # shipped: no dynamics head
+    assert not any("dyn_head" in k for sd in torch.load(tmp_path / "ens_half.pt")["members"] for k in sd)
+    assert adapter.load_weights(tmp_path / "ens_half.pt").members[0].dyn_head is not None
+
+
 def test_shipped_half_precision_weights_keep_the_ranking(cpu_task, tmp_path):
     from torch_wm_backend.world_model import adapter
 

@@ -18,7 +18,7 @@ from tvm.ir.utils import derived_object
 from tvm.s_tir.meta_schedule.cost_model import PyCostModel
 
 from . import hardware, state, tokenizer
-from .network import WMConfig, WorldModel, collate, pairwise_rank_loss
+from .network import Ensemble, WMConfig, WorldModel, collate, pairwise_rank_loss
 
 log = logging.getLogger(__name__)
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -61,22 +61,35 @@ def mean_cost(result) -> float:
     return float(np.median(secs))
 
 
-def save_weights(net: WorldModel, path, half: bool = False) -> None:
-    """Save exactly (what ``PyCostModel.save`` needs), or with ``half`` the float tensors as float16:
-    the shipped files, half the bytes in git (the network's scores move in the 3rd-4th digit)."""
+def save_weights(net: WorldModel | Ensemble, path, half: bool = False) -> None:
+    """Save exactly (what ``PyCostModel.save`` needs), or with ``half`` for shipping: float tensors
+    as float16 (the scores move in the 3rd-4th digit) and without the dynamics head, which only
+    training uses."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    state = {k: v.half() if half and v.is_floating_point() else v for k, v in net.state_dict().items()}
-    torch.save({"config": net.cfg.to_dict(), "state_dict": state}, tmp)
+
+    def pack(m: WorldModel) -> dict:
+        return {k: v.half() if half and v.is_floating_point() else v for k, v in m.state_dict().items()
+                if not (half and k.startswith("dyn_head."))}
+
+    members = list(net.members) if isinstance(net, Ensemble) else [net]
+    torch.save({"config": net.cfg.to_dict(), "members": [pack(m) for m in members]}, tmp)
     os.replace(tmp, path)
 
 
-def load_weights(path) -> WorldModel:
+def load_weights(path) -> WorldModel | Ensemble:
     blob = torch.load(path, map_location="cpu", weights_only=True)
-    net = WorldModel(WMConfig(**blob["config"]))
-    net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
-    return net
+    members = []
+    for sd in blob.get("members") or [blob["state_dict"]]:
+        net = WorldModel(WMConfig(**blob["config"]))
+        sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
+        missing, unexpected = net.load_state_dict(sd, strict=False)
+        if unexpected or any(not k.startswith("dyn_head.") for k in missing):
+            raise ValueError(f"{path}: not world-model weights (missing {missing[:3]}, "
+                             f"unexpected {unexpected[:3]})")
+        members.append(net)
+    return members[0] if len(members) == 1 else Ensemble(members)
 
 
 @derived_object

@@ -96,6 +96,19 @@ class WorldModel(nn.Module):
         return self.dyn_head(self.z_norm(traj))
 
 
+class Ensemble(nn.Module):
+    """Several world models trained from different seeds; the score is their mean logit. One
+    model's rare confident mistake (a slow candidate ranked first) is outvoted by the others."""
+
+    def __init__(self, members: list[WorldModel]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.cfg = members[0].cfg
+
+    def forward(self, state, kinds, attrs, feats, mask, hw):
+        return torch.stack([m(state, kinds, attrs, feats, mask, hw) for m in self.members]).mean(0)
+
+
 def collate(tokens: list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Pad a list of tokenized traces (objects with kinds, attrs, feats) to one batch."""
     n = len(tokens)

@@ -16,7 +16,7 @@ import torch
 
 from . import dataset
 from .adapter import WEIGHTS_FILE, default_config, save_weights, weights_file
-from .network import WorldModel, collate, pairwise_rank_loss
+from .network import Ensemble, WorldModel, collate, pairwise_rank_loss
 
 log = logging.getLogger(__name__)
 
@@ -78,30 +78,11 @@ def _dyn_batch(net, trs):
     return torch.nn.functional.mse_loss(net.predict_dynamics(traj[rows, cols]), target)
 
 
-def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 1500, lr: float = 2e-3,
-          dyn_weight: float = 0.3, seed: int = 0, target="cpu") -> dict:
-    from . import hardware
-    from .collect import load_zoo, parse_target
-
+def _train_one(groups, val, trans, hw, hw_np, steps, lr, dyn_weight, seed, save) -> tuple:
+    """One network from one seed; the state with the best validation pairwise accuracy is kept
+    (and saved through ``save`` whenever it improves, so an interruption loses little)."""
     torch.manual_seed(seed)
     random.seed(seed)
-    target = parse_target(target) if isinstance(target, str) else target
-    zoo_eval = set(load_zoo("benchmarks/zoo.py").EVAL) if Path("benchmarks/zoo.py").exists() else set()
-    nets = [n for n in dataset.networks_in(root) if n not in zoo_eval]
-    if val_networks is None:
-        val_networks = default_val_networks(nets)
-    train_nets = [n for n in nets if n not in val_networks]
-    t0 = time.time()
-    groups = dataset.load_groups(root, train_nets, target)
-    val = dataset.load_groups(root, val_networks, target)
-    trans = dataset.load_transitions(root, train_nets, target)
-    hw_np = hardware.hardware_features(target)
-    hw = torch.from_numpy(hw_np)[None]
-    log.info("train: %d tasks / %d records from %d networks; %d transitions; val %d tasks (%s)",
-             len(groups), sum(len(g.costs) for g in groups), len(train_nets), len(trans), len(val),
-             ",".join(val_networks))
-    if not groups:
-        raise RuntimeError(f"no measured tasks under {root}: run `tvm-wm collect` first")
     net = WorldModel(default_config())
     _fit_norm(net, groups, trans, hw_np)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
@@ -120,16 +101,54 @@ def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 1500, lr:
         if (step + 1) % 50 == 0 or step + 1 == steps:
             m = dataset.ranking_metrics(val or groups, score_groups(net, val or groups, hw))
             history.append({"step": step + 1, "loss": float(loss.detach()), **m})
-            log.info("step %d loss %.4f val pairwise %.3f top1 %.3f", step + 1, float(loss.detach()),
-                     m["pairwise_acc"], m["top1"])
+            log.info("seed %d step %d loss %.4f val pairwise %.3f top1 %.3f", seed, step + 1,
+                     float(loss.detach()), m["pairwise_acc"], m["top1"])
             if m["pairwise_acc"] > best:
                 best, best_state = m["pairwise_acc"], {k: v.clone() for k, v in net.state_dict().items()}
-                save_weights(net, out_path, half=True)  # the best so far survives an interruption
-    net.load_state_dict(best_state)  # already saved to out_path when it became the best
+                save(net)
+    net.load_state_dict(best_state)
+    return net, best, history
+
+
+def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 1500, lr: float = 2e-3,
+          dyn_weight: float = 0.3, seed: int = 0, target="cpu", members: int = 1) -> dict:
+    """Train ``members`` networks from seeds seed, seed+1, ... and save them as one ensemble."""
+    from . import hardware
+    from .collect import load_zoo, parse_target
+
+    target = parse_target(target) if isinstance(target, str) else target
+    zoo_eval = set(load_zoo("benchmarks/zoo.py").EVAL) if Path("benchmarks/zoo.py").exists() else set()
+    nets = [n for n in dataset.networks_in(root) if n not in zoo_eval]
+    if val_networks is None:
+        val_networks = default_val_networks(nets)
+    train_nets = [n for n in nets if n not in val_networks]
+    t0 = time.time()
+    groups = dataset.load_groups(root, train_nets, target)
+    val = dataset.load_groups(root, val_networks, target)
+    trans = dataset.load_transitions(root, train_nets, target)
+    hw_np = hardware.hardware_features(target)
+    hw = torch.from_numpy(hw_np)[None]
+    log.info("train: %d tasks / %d records from %d networks; %d transitions; val %d tasks (%s)",
+             len(groups), sum(len(g.costs) for g in groups), len(train_nets), len(trans), len(val),
+             ",".join(val_networks))
+    if not groups:
+        raise RuntimeError(f"no measured tasks under {root}: run `tvm-wm collect` first")
+    done, runs = [], []
+    for k in range(members):
+        # saved as it improves: the members finished so far plus this one's best state yet
+        net, best, history = _train_one(
+            groups, val, trans, hw, hw_np, steps, lr, dyn_weight, seed + k,
+            lambda m: save_weights(Ensemble(done + [m]) if done else m, out_path, half=True))
+        done.append(net)
+        runs.append({"seed": seed + k, "best_val_pairwise_acc": best, "history": history})
+    final = Ensemble(done) if len(done) > 1 else done[0]
+    save_weights(final, out_path, half=True)
+    m = dataset.ranking_metrics(val or groups, score_groups(final, val or groups, hw))
     meta = {"train_networks": train_nets, "val_networks": list(val_networks),
             "train_tasks": len(groups), "train_records": int(sum(len(g.costs) for g in groups)),
-            "transitions": len(trans), "steps": steps, "train_seconds": round(time.time() - t0, 1),
-            "best_val_pairwise_acc": best, "history": history, "config": net.cfg.to_dict()}
+            "transitions": len(trans), "steps": steps, "members": members,
+            "train_seconds": round(time.time() - t0, 1), "val": m,
+            "best_val_pairwise_acc": m["pairwise_acc"], "runs": runs, "config": final.cfg.to_dict()}
     Path(out_path).with_suffix(".json").write_text(json.dumps(meta, indent=1))
     return meta
 
@@ -139,7 +158,8 @@ def run(args) -> int:
 
     target = parse_target(args.target)
     out = args.out or str(weights_file(target.kind.name))
-    meta = train(args.data, out, args.val, args.steps, args.lr, args.dyn_weight, args.seed, target)
+    meta = train(args.data, out, args.val, args.steps, args.lr, args.dyn_weight, args.seed, target,
+                 args.members)
     log.info("trained in %.0f s; best validation pairwise accuracy %.3f; weights in %s",
              meta["train_seconds"], meta["best_val_pairwise_acc"], out)
     return 0
@@ -157,4 +177,6 @@ def add_parser(subparsers) -> None:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--dyn-weight", type=float, default=0.3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--members", type=int, default=1,
+                   help="networks in the ensemble, trained from seeds seed, seed+1, ...")
     p.set_defaults(func=run)
