@@ -51,3 +51,40 @@ def test_getters_and_samplers_emit_no_tokens_and_decisions_are_folded():
     assert tok.feats[0, 17] == np.float32(np.log2(65))    # extent of the split loop
     assert tok.attrs[1] == tokenizer.ATTR_IDS["meta_schedule.unroll_explicit"]
     assert tok.feats[1, 9] == np.float32(np.log2(65))     # the categorical *value*, 64
+
+
+def test_tokenize_many_equals_one_by_one_and_shares_passes(cpu_task, cuda_task):
+    import re
+
+    shared = False
+    for ctx, cands in (cpu_task, cuda_task):
+        info = state.task_info(ctx.mod, ctx.target)
+        texts = [str(c.sch.trace) for c in cands]
+        shared |= len({re.sub(r"decision=(\[[^\]]*\]|-?\d+)", "", t) for t in texts}) < len(texts)
+        many = tokenizer.tokenize_many(texts, info.blocks)
+        for text, got in zip(texts, many):
+            want = tokenizer.tokenize(text, info.blocks)
+            assert np.array_equal(got.kinds, want.kinds) and np.array_equal(got.attrs, want.attrs)
+            assert np.array_equal(got.inst_index, want.inst_index)
+            np.testing.assert_allclose(got.feats, want.feats, rtol=1e-6, atol=1e-6)
+    assert shared, "no two traces shared a structure: the batched pass was not exercised"
+
+
+def test_tokenize_many_falls_back_where_decisions_do_not_read_as_columns():
+    base = "\n".join([
+        '  b0 = sch.get_sblock(name="dense", func_name="main")',
+        "  l1, l2 = sch.get_loops(block=b0)",
+        "  v3, v4 = sch.sample_perfect_tile(loop=l1, n=2, max_innermost_factor=64, decision={})",
+        "  l5, l6 = sch.split(loop=l1, factors=[v3, v4], preserve_unit_iters=True)",
+        "  v7 = sch.sample_categorical(candidates=[0, 16, 64], probs=[0.3, 0.3, 0.4], decision={})",
+        '  sch.annotate(block_or_loop=b0, ann_key="meta_schedule.unroll_explicit", ann_val=v7)',
+    ])
+    info = {"dense": {"extents": [64, 128], "reduce": [0.0, 0.0], "is_reduction": False}}
+    texts = [base.format("[4, 16]", 0), base.format("[8, 8]", 2), base.format("[2, 32]", 1)]
+    many = tokenizer.tokenize_many(texts, info)
+    assert [m.feats[0, 2:4].tolist() for m in many] == [[2.0, 4.0], [3.0, 3.0], [1.0, 5.0]]
+    assert [m.feats[1, 10].tolist() for m in many] == [0.0, 1.0, 0.5]
+    # a decision printed in a form the pattern does not take as a column: tokenized one by one
+    odd = [base.format("[4, 16]", "T.int64(1)"), base.format("[8, 8]", "T.int64(1)")]
+    assert [m.feats.tolist() for m in tokenizer.tokenize_many(odd, info)] == \
+        [tokenizer.tokenize(t, info).feats.tolist() for t in odd]

@@ -119,18 +119,15 @@ class WorldModelCostModel(PyCostModel):
 
     def _tokens(self, info, candidates) -> list:
         """Tokens of each candidate's trace. Evolutionary search scores many candidates again in
-        later iterations (survivors, undone mutations): tokenize each distinct trace once."""
+        later iterations (survivors, undone mutations): tokenize each distinct trace once, and
+        those that differ only in their decisions together (tokenizer.tokenize_many)."""
         cache = self._token_cache.setdefault(info.key, {})
         if len(cache) > _TOKEN_CACHE:
             cache.clear()
-        out = []
-        for c in candidates:
-            text = str(c.sch.trace)
-            tok = cache.get(text)
-            if tok is None:
-                tok = cache[text] = tokenizer.tokenize(text, info.blocks)
-            out.append(tok)
-        return out
+        texts = [str(c.sch.trace) for c in candidates]
+        new = list({t: None for t in texts if t not in cache})   # distinct, in order
+        cache.update(zip(new, tokenizer.tokenize_many(new, info.blocks)))
+        return [cache[t] for t in texts]
 
     def score_tokens(self, info, toks, hw) -> np.ndarray:
         out = []

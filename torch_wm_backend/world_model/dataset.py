@@ -72,7 +72,7 @@ def load_groups(root, networks, target, keep_mod: bool = False) -> list[TaskGrou
             texts = [str(r.trace) for r in recs]
             costs = np.array([float(np.median([float(s) for s in r.run_secs])) for r in recs])
             groups.append(TaskGroup(net, h, int(manifest.get(h, {}).get("weight", 1)), info.state,
-                                    [tokenizer.tokenize(t, info.blocks) for t in texts], costs,
+                                    tokenizer.tokenize_many(texts, info.blocks), costs,
                                     texts, mod if keep_mod else None, recs if keep_mod else []))
     return groups
 

@@ -62,8 +62,21 @@ NUM_FEATS = 24
 _MAX_FACTORS = 5
 
 
-def _log2p(x: float) -> float:
+def _log2p(x):
+    if isinstance(x, np.ndarray):
+        return np.log2(1.0 + np.abs(x))
     return math.log2(1.0 + abs(float(x)))
+
+
+def _log2_factor(v):
+    """log2 of a tile factor; 0 for an unknown (None) or non-positive one."""
+    if isinstance(v, np.ndarray):
+        return np.log2(np.maximum(v, 1))
+    return math.log2(v) if isinstance(v, int) and v > 0 else 0.0
+
+
+def _known(v) -> bool:
+    return isinstance(v, (int, np.ndarray)) and not isinstance(v, bool)
 
 
 # --- parsing the printed trace ---------------------------------------------------------------
@@ -266,8 +279,9 @@ def _loop_ctx(st: _State, ref) -> tuple[float, float, float, float, float]:
     # _Loop compares by identity (eq=False), so ``in`` and ``index`` are identity tests at C speed
     blk = next((b for b in st.blocks.values() if b.nest is not None and lp in b.nest), None)
     pos, n = (blk.nest.index(lp), len(blk.nest)) if blk is not None else (0, 0)
-    ext = _log2p(lp.extent) if lp.extent else 0.0
-    return (pos / max(n, 1), _log2p(n), ext, lp.reduce, 1.0 if lp.extent else 0.0)
+    known = lp.extent is not None
+    return (pos / max(n, 1), _log2p(n), _log2p(lp.extent) if known else 0.0, lp.reduce,
+            1.0 if known else 0.0)
 
 
 def _replace_in_nest(st: _State, old: list, new: list) -> None:
@@ -289,10 +303,66 @@ def _attr_id(s) -> int:
 def tokenize(text: str, blocks_info: dict | None = None) -> TokenizedTrace:
     """Tokenize the printed trace ``text``. ``blocks_info`` (from state.task_info) gives the loop
     extents of the unscheduled blocks; without it loop extents are unknown but tokens still form."""
+    return _tokenize(parse_trace_text(text), blocks_info, None, 1)[0]
+
+
+_DECISION = re.compile(r"decision=(\[[^\]\[]*\]|-?\d+)")
+
+
+def tokenize_many(texts: list, blocks_info: dict | None = None) -> list:
+    """``[tokenize(t, blocks_info) for t in texts]``, computed once per trace *structure*. Traces of
+    one task differ mostly in their sampling decisions (tile sizes, unroll, compute location): those
+    with the same text but for the decisions share one pass, their decisions as numpy columns."""
+    groups: dict = {}
+    for i, text in enumerate(texts):
+        parts = _DECISION.split(text)
+        groups.setdefault("\0".join(parts[0::2]), []).append((i, parts[1::2]))
+    out: list = [None] * len(texts)
+    for members in groups.values():
+        if len(members) == 1:
+            out[members[0][0]] = tokenize(texts[members[0][0]], blocks_info)
+            continue
+        try:
+            first = members[0][1]
+            widths = [d.count(",") + 1 if d[0] == "[" else 0 for d in first]  # 0: a scalar
+            flat = ",".join(",".join(d.strip("[]") for d in decs) for _, decs in members)
+            table = np.array(flat.split(","), dtype=np.int64).reshape(len(members), -1)
+            columns, at = [], 0
+            for w in widths:
+                columns.append(table[:, at] if w == 0 else table[:, at:at + w])
+                at += max(w, 1)
+            toks = _tokenize(parse_trace_text(texts[members[0][0]]), blocks_info, columns,
+                             len(members))
+        except ValueError:  # decisions the pattern does not read as the parser does: one by one
+            toks = [tokenize(texts[i], blocks_info) for i, _ in members]
+        for (i, _), tok in zip(members, toks):
+            out[i] = tok
+    return out
+
+
+class _Misread(ValueError):
+    pass
+
+
+def _tokenize(insts: list, blocks_info: dict | None, decisions: list | None, n: int) -> list:
+    """The tokens of ``n`` traces with the instructions ``insts``; with ``decisions`` (one column
+    per decision in the order of the text, [n] or [n, factors]) replacing those of ``insts``, the
+    decision-dependent features are numpy vectors over the n traces."""
     st = _State(blocks_info or {})
-    insts = parse_trace_text(text)
-    kinds, attrs, feats, where = [], [], [], []
+    kinds, attrs, feats, where, varying = [], [], [], [], []
     postproc, unknown, total = 0.0, 0, max(len(insts), 1)
+    next_decision = 0
+
+    def decision(kw):
+        nonlocal next_decision
+        d = kw.get("decision")
+        if decisions is None or not (isinstance(d, list) or (isinstance(d, int) and not isinstance(d, bool))):
+            return d
+        next_decision += 1
+        if next_decision > len(decisions):
+            raise _Misread
+        return decisions[next_decision - 1]
+
     for inst in insts:
         k, kw, a = inst.kind, inst.kwargs, inst.args
         if k == "get_sblock":
@@ -308,18 +378,25 @@ def tokenize(text: str, blocks_info: dict | None = None) -> TokenizedTrace:
                 _block(st, o)
             continue
         if k in ("sample_perfect_tile", "sample_partitioned_tile"):
-            for o, d in zip(inst.outs, kw.get("decision") or []):
-                st.vals[o] = d
+            d = decision(kw)
+            if isinstance(d, np.ndarray):
+                d = list(d.T)
+            for o, v in zip(inst.outs, d or []):
+                st.vals[o] = v
             continue
         if k == "sample_categorical":
-            cands, d = kw.get("candidates") or [], kw.get("decision")
-            if inst.outs and d is not None and 0 <= d < len(cands):
+            cands, d = kw.get("candidates") or [], decision(kw)
+            if isinstance(d, np.ndarray) and inst.outs and cands:
+                st.vals[inst.outs[0]] = np.asarray(cands)[np.clip(d, 0, len(cands) - 1)]
+                st.cat_frac[inst.outs[0]] = d / max(len(cands) - 1, 1)
+            elif inst.outs and d is not None and 0 <= d < len(cands):
                 st.vals[inst.outs[0]] = cands[d]
                 st.cat_frac[inst.outs[0]] = d / max(len(cands) - 1, 1)
             continue
         if k == "sample_compute_location":
+            d = decision(kw)
             if inst.outs:
-                st.locs[inst.outs[0]] = kw.get("decision", 0)
+                st.locs[inst.outs[0]] = 0 if d is None else d
             continue
         if k == "enter_postproc":
             postproc = 1.0
@@ -337,7 +414,7 @@ def tokenize(text: str, blocks_info: dict | None = None) -> TokenizedTrace:
         if loop_refs:
             f[15], f[16], f[17], f[18], f[23] = _loop_ctx(st, loop_refs[0])
             exts = [st.loops[x].extent for x in loop_refs if x in st.loops]
-            f[22] = _log2p(math.prod(exts)) if exts and all(exts) else 0.0
+            f[22] = _log2p(math.prod(exts)) if exts and all(e is not None for e in exts) else 0.0
         if block_refs:
             b = st.blocks[block_refs[0]]
             f[19] = b.index / max(len(st.order), 1)
@@ -349,15 +426,17 @@ def tokenize(text: str, blocks_info: dict | None = None) -> TokenizedTrace:
             factors = kw.get("factors", a[1] if len(a) > 1 else [])
             vals = [st.vals.get(x) if isinstance(x, Ref) else x for x in factors]
             lp = st.loops.get(loop)
-            known = [v for v in vals if isinstance(v, int)]
-            if lp is not None and lp.extent and None in vals and known:
-                inferred = -(-lp.extent // max(math.prod(known), 1))
+            known = [v for v in vals if _known(v)]
+            missing = any(v is None for v in vals)
+            if lp is not None and lp.extent is not None and missing and known:
+                p = math.prod(known)
+                inferred = -(-lp.extent // (np.maximum(p, 1) if isinstance(p, np.ndarray) else max(p, 1)))
                 vals = [inferred if v is None else v for v in vals]
             for i, v in enumerate(vals[:_MAX_FACTORS]):
-                f[2 + i] = math.log2(v) if isinstance(v, int) and v > 0 else 0.0
-            f[7], f[8] = len(vals) / _MAX_FACTORS, float(None in vals)
+                f[2 + i] = _log2_factor(v)
+            f[7], f[8] = len(vals) / _MAX_FACTORS, float(missing)
             red = lp.reduce if lp is not None else 0.5
-            new = [_Loop(lp.block if lp else None, v if isinstance(v, int) else None, red) for v in vals]
+            new = [_Loop(lp.block if lp else None, v if _known(v) else None, red) for v in vals]
             if lp is not None:
                 _replace_in_nest(st, [lp], new)
             for o, nl in zip(inst.outs, new):
@@ -365,7 +444,7 @@ def tokenize(text: str, blocks_info: dict | None = None) -> TokenizedTrace:
         elif k == "fuse":
             olds = [st.loops[x] for x in loop_refs if x in st.loops]
             exts = [lp.extent for lp in olds]
-            ext = math.prod(exts) if olds and all(exts) else None
+            ext = math.prod(exts) if olds and all(e is not None for e in exts) else None
             red = max((lp.reduce for lp in olds), default=0.5)
             nl = _Loop(olds[0].block if olds else None, ext, red)
             if olds:
@@ -396,7 +475,10 @@ def tokenize(text: str, blocks_info: dict | None = None) -> TokenizedTrace:
             loop = kw.get("loop", a[1] if len(a) > 1 else None)
             if loop in st.locs:
                 d = st.locs[loop]
-                f[11], f[12], f[13] = float(d == -1), float(d == -2), _log2p(max(d, 0))
+                if isinstance(d, np.ndarray):
+                    f[11], f[12], f[13] = (d == -1) * 1.0, (d == -2) * 1.0, _log2p(np.maximum(d, 0))
+                else:
+                    f[11], f[12], f[13] = float(d == -1), float(d == -2), _log2p(max(d, 0))
             blk = st.blocks.get(kw.get("block"))
             if blk is not None:
                 blk.nest, blk.touched = None, True
@@ -417,12 +499,19 @@ def tokenize(text: str, blocks_info: dict | None = None) -> TokenizedTrace:
                     _block(st, o, f"{k}:{o}")
         kinds.append(kid)
         attrs.append(attr)
+        if decisions is not None:
+            for j, x in enumerate(f):
+                if isinstance(x, np.ndarray):
+                    varying.append((len(feats), j, x))
+                    f[j] = 0.0
         feats.append(f)
         where.append(inst.index)
-    return TokenizedTrace(
-        np.asarray(kinds, np.int64),
-        np.asarray(attrs, np.int64),
-        np.asarray(feats, np.float32) if feats else np.zeros((0, NUM_FEATS), np.float32),
-        np.asarray(where, np.int64),
-        unknown,
-    )
+    if decisions is not None and next_decision != len(decisions):
+        raise _Misread
+    kinds_a, attrs_a = np.asarray(kinds, np.int64), np.asarray(attrs, np.int64)
+    where_a = np.asarray(where, np.int64)
+    base = np.asarray(feats, np.float32) if feats else np.zeros((0, NUM_FEATS), np.float32)
+    many = np.repeat(base[None], n, 0)
+    for t, j, x in varying:
+        many[:, t, j] = x
+    return [TokenizedTrace(kinds_a, attrs_a, many[i], where_a, unknown) for i in range(n)]
