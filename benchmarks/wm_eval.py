@@ -145,7 +145,7 @@ def main() -> None:
              f"Training: {res['train_records']} records / {res['train_tasks']} tasks from "
              f"{len(train_nets)} networks. Test: {res['test_records']} records / "
              f"{res['test_tasks']} tasks. Fit time: wm {meta.get('train_seconds', '?')} s "
-             f"(`tvm-wm train`, {meta.get('steps', '?')} steps), "
+             f"(`tvm-wm train --members {meta.get('members', 1)}`, {meta.get('steps', '?')} steps each), "
              + ", ".join(f"{k} {m['fit_seconds']} s" for k, m in res["models"].items() if "fit_seconds" in m)
              + ".", "",
              "| model | pairwise acc | top-1 | top-5 |", "|---|---|---|---|"]

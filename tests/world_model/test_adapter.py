@@ -164,3 +164,12 @@ def test_cli_rejects_an_unknown_target_in_one_line(command, tmp_path):
 
     with pytest.raises(SystemExit, match=f"tvm-wm {command}: unknown target 'tpu'"):
         main([command, "--target", "tpu", "--data" if command == "train" else "--out", str(tmp_path)])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_target_cuda_without_a_gpu_is_a_one_line_error():
+    from torch_wm_backend.errors import TvmWmError
+    from torch_wm_backend.lower.target import parse_target
+
+    with pytest.raises(TvmWmError, match="cuda:sm_90"):
+        parse_target("cuda")

@@ -62,6 +62,9 @@ def parse_target(spec: str) -> tvm.target.Target:
     if kind == "cpu" and (not arg or arg.isdigit()):
         return cpu_target(int(arg) if arg else None)
     if kind == "cuda" and (not arg or arg.startswith("sm_")):
+        if not arg and not torch.cuda.is_available():
+            raise TvmWmError("target 'cuda' means this machine's GPU and there is none: name the "
+                             "architecture instead, e.g. cuda:sm_90")
         return cuda_target(arg) if arg else target_for(torch.device("cuda"))
     raise TvmWmError(f"unknown target {spec!r}: use cpu, cpu:CORES, cuda or cuda:sm_XY")
 
