@@ -6,7 +6,7 @@ trainer's own split (validation networks held out whole, as `tvm-wm train` does)
 
 A recipe is loss:dynamics-weight:steps:selection-metric; losses: pair (RankNet, the trainer's),
 list (softmax listwise), both (pair + list), reg (regress min/cost, like MetaSchedule's XGB),
-pair+reg.
+pair+reg, distill (pairwise + MSE to the shipped ensemble's logits: one network in its place).
 """
 import argparse
 import pickle
@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, ".")
@@ -42,6 +43,19 @@ def recipe_loss(kind):
     return lambda s, lab, gid: sum(losses[p](s, lab, gid) for p in parts)
 
 
+_TEACHER = {}
+
+
+def distill_loss(batch, hw):
+    """MSE to the shipped ensemble's logits for the batch's candidates (same order as _rank_batch)."""
+    if "net" not in _TEACHER:
+        from torch_wm_backend.world_model.adapter import load_weights
+        _TEACHER["net"] = load_weights("torch_wm_backend/world_model/weights/wm.pt").eval()
+    with torch.no_grad():
+        want = torch.from_numpy(np.concatenate(trainer.score_groups(_TEACHER["net"], batch, hw)))
+    return lambda s, lab, gid: torch.nn.functional.mse_loss(s, want)
+
+
 def run(data, kind, dyn, steps, select, seed, hw, hw_np):
     tr, va, te, trans = data
     torch.manual_seed(seed)
@@ -55,7 +69,12 @@ def run(data, kind, dyn, steps, select, seed, hw, hw_np):
     for step in range(steps):
         net.train()
         opt.zero_grad()
-        loss = trainer._rank_batch(net, random.sample(tr, min(8, len(tr))), hw, recipe_loss(kind))
+        batch = random.sample(tr, min(8, len(tr)))
+        if kind.startswith("distill"):  # match the shipped ensemble's logits, plus the ranking loss
+            loss = trainer._rank_batch(net, batch, hw) + trainer._rank_batch(
+                net, batch, hw, distill_loss(batch, hw))
+        else:
+            loss = trainer._rank_batch(net, batch, hw, recipe_loss(kind))
         if dyn:
             loss = loss + dyn * trainer._dyn_batch(net, random.sample(trans, min(16, len(trans))))
         loss.backward()
