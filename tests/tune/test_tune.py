@@ -274,3 +274,15 @@ def test_value_check_catches_a_slightly_wrong_kernel():
     assert mismatch([want.half()], want).startswith("output 0: torch.float16")
     half = want.half()
     assert mismatch([half + 1e-3], half) == ""  # half precision is held to 1e-2
+
+
+def test_progress_redraws_only_when_trials_were_measured(capsys):
+    from torch_wm_backend.tune.progress import Progress
+
+    bar = Progress(total=4, names=["fused_matmul_add"], deadline=None, desc="tuning")
+    capsys.readouterr()
+    for _ in range(50):  # rounds where the scheduler measured nothing for a spent design space
+        bar._inst.apply(None, 0, [], [], [])  # the Python method, as the scheduler calls it
+    assert capsys.readouterr().err == ""
+    assert bar.measured == 0
+    bar.close()

@@ -36,8 +36,10 @@ class Progress(ms.measure_callback.PyMeasureCallback):
             if result.run_secs:
                 secs = sum(float(s) for s in result.run_secs) / len(result.run_secs)
                 self.best[task_id] = min(self.best.get(task_id, secs), secs)
-        self.bar.update(n)
-        self.bar.set_postfix_str(self.names[task_id][:40])
+        if n:  # the scheduler also reports rounds with nothing measured (a spent design space):
+            # redrawing for those filled CI logs with hundreds of identical lines
+            self.bar.set_postfix_str(self.names[task_id][:40], refresh=False)
+            self.bar.update(n)
         if self.deadline is not None and time.monotonic() > self.deadline:
             for i in range(len(self.names)):
                 task_scheduler.terminate_task(i)
