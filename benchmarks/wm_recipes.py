@@ -47,13 +47,14 @@ _TEACHER = {}
 
 
 def distill_loss(batch, hw):
-    """MSE to the shipped ensemble's logits for the batch's candidates (same order as _rank_batch)."""
+    """Pairwise loss plus MSE to the shipped ensemble's logits for the batch's candidates (same
+    order as _rank_batch): one forward pass of the student."""
     if "net" not in _TEACHER:
         from torch_wm_backend.world_model.adapter import load_weights
         _TEACHER["net"] = load_weights("torch_wm_backend/world_model/weights/wm.pt").eval()
     with torch.no_grad():
         want = torch.from_numpy(np.concatenate(trainer.score_groups(_TEACHER["net"], batch, hw)))
-    return lambda s, lab, gid: torch.nn.functional.mse_loss(s, want)
+    return lambda s, lab, gid: pairwise_rank_loss(s, lab, gid) + torch.nn.functional.mse_loss(s, want)
 
 
 def run(data, kind, dyn, steps, select, seed, hw, hw_np):
@@ -70,11 +71,8 @@ def run(data, kind, dyn, steps, select, seed, hw, hw_np):
         net.train()
         opt.zero_grad()
         batch = random.sample(tr, min(8, len(tr)))
-        if kind.startswith("distill"):  # match the shipped ensemble's logits, plus the ranking loss
-            loss = trainer._rank_batch(net, batch, hw) + trainer._rank_batch(
-                net, batch, hw, distill_loss(batch, hw))
-        else:
-            loss = trainer._rank_batch(net, batch, hw, recipe_loss(kind))
+        loss = trainer._rank_batch(net, batch, hw, distill_loss(batch, hw) if kind == "distill"
+                                   else recipe_loss(kind))
         if dyn:
             loss = loss + dyn * trainer._dyn_batch(net, random.sample(trans, min(16, len(trans))))
         loss.backward()

@@ -323,17 +323,9 @@ def tokenize_many(texts: list, blocks_info: dict | None = None) -> list:
             out[members[0][0]] = tokenize(texts[members[0][0]], blocks_info)
             continue
         try:
-            first = members[0][1]
-            widths = [d.count(",") + 1 if d[0] == "[" else 0 for d in first]  # 0: a scalar
-            flat = ",".join(",".join(d.strip("[]") for d in decs) for _, decs in members)
-            table = np.array(flat.split(","), dtype=np.int64).reshape(len(members), -1)
-            columns, at = [], 0
-            for w in widths:
-                columns.append(table[:, at] if w == 0 else table[:, at:at + w])
-                at += max(w, 1)
-            toks = _tokenize(parse_trace_text(texts[members[0][0]]), blocks_info, columns,
-                             len(members))
-        except ValueError:  # decisions the pattern does not read as the parser does: one by one
+            toks = _tokenize(parse_trace_text(texts[members[0][0]]), blocks_info,
+                             _decision_columns([decs for _, decs in members]), len(members))
+        except _Misread:  # decisions the pattern does not read as the parser does: one by one
             toks = [tokenize(texts[i], blocks_info) for i, _ in members]
         for (i, _), tok in zip(members, toks):
             out[i] = tok
@@ -342,6 +334,22 @@ def tokenize_many(texts: list, blocks_info: dict | None = None) -> list:
 
 class _Misread(ValueError):
     pass
+
+
+def _decision_columns(decisions: list) -> list:
+    """Printed decisions of n traces (n lists of strings, "[4, 16]" or "2") -> one numpy column per
+    decision: [n] for a scalar, [n, factors] for a list."""
+    widths = [d.count(",") + 1 if d[0] == "[" else 0 for d in decisions[0]]  # 0: a scalar
+    flat = ",".join(",".join(d.strip("[]") for d in decs) for decs in decisions)
+    try:
+        table = np.array(flat.split(","), dtype=np.int64).reshape(len(decisions), -1)
+    except ValueError as err:  # not integers, or not the same count in every trace
+        raise _Misread from err
+    columns, at = [], 0
+    for w in widths:
+        columns.append(table[:, at] if w == 0 else table[:, at:at + w])
+        at += max(w, 1)
+    return columns
 
 
 def _tokenize(insts: list, blocks_info: dict | None, decisions: list | None, n: int) -> list:

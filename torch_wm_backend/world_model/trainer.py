@@ -160,7 +160,8 @@ def run(args) -> int:
     out = args.out or str(weights_file(target.kind.name))
     meta = train(args.data, out, args.val, args.steps, args.lr, args.dyn_weight, args.seed, target,
                  args.members)
-    log.info("trained in %.0f s; best validation pairwise accuracy %.3f; weights in %s",
+    log.info("trained in %.0f s; validation pairwise accuracy of the saved weights %.3f; "
+             "weights in %s",
              meta["train_seconds"], meta["best_val_pairwise_acc"], out)
     return 0
 
