@@ -31,3 +31,14 @@ def test_rebuilding_without_data_is_one_line(tmp_path):
 
     with pytest.raises(SystemExit, match="tvm-wm collect: no record databases under"):
         main(["collect", "--rebuild-transitions", "--out", str(tmp_path / "nowhere")])
+
+
+def test_training_without_data_or_with_no_members_is_one_line(tmp_path):
+    from torch_wm_backend.cli import main
+
+    with pytest.raises(SystemExit, match="tvm-wm train: no data folder"):
+        main(["train", "--data", str(tmp_path / "nowhere")])
+    with pytest.raises(SystemExit, match="tvm-wm train: no measured tasks under"):
+        main(["train", "--data", str(tmp_path)])
+    with pytest.raises(SystemExit, match="tvm-wm train: --members must be at least 1"):
+        main(["train", "--data", str(tmp_path), "--members", "0"])

@@ -113,9 +113,15 @@ def _train_one(groups, val, trans, hw, hw_np, steps, lr, dyn_weight, seed, save)
 def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 1500, lr: float = 2e-3,
           dyn_weight: float = 0.3, seed: int = 0, target="cpu", members: int = 1) -> dict:
     """Train ``members`` networks from seeds seed, seed+1, ... and save them as one ensemble."""
+    from ..errors import TvmWmError
     from . import hardware
     from .collect import load_zoo, parse_target
 
+    if members < 1:
+        raise TvmWmError(f"--members must be at least 1, not {members}")
+    if not Path(root).is_dir():
+        raise TvmWmError(f"no data folder {root}: run `tvm-wm collect` first, or unpack the "
+                         "committed records (benchmarks/data/wm_data_cpu.tar.xz) there")
     target = parse_target(target) if isinstance(target, str) else target
     zoo_eval = set(load_zoo("benchmarks/zoo.py").EVAL) if Path("benchmarks/zoo.py").exists() else set()
     nets = [n for n in dataset.networks_in(root) if n not in zoo_eval]
@@ -132,7 +138,7 @@ def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 1500, lr:
              len(groups), sum(len(g.costs) for g in groups), len(train_nets), len(trans), len(val),
              ",".join(val_networks))
     if not groups:
-        raise RuntimeError(f"no measured tasks under {root}: run `tvm-wm collect` first")
+        raise TvmWmError(f"no measured tasks under {root}: run `tvm-wm collect` first")
     done, runs = [], []
     for k in range(members):
         # saved as it improves: the members finished so far plus this one's best state yet
