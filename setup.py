@@ -5,7 +5,7 @@ setup(
     version="0.1.0",
     description="torch.compile backend: Apache TVM kernels tuned with a world-model cost model",
     packages=find_packages(include=["torch_wm_backend", "torch_wm_backend.*"]),
-    package_data={"torch_wm_backend.world_model": ["weights/*.pt", "weights/*.json"]},
+    package_data={"torch_wm_backend.world_model": ["weights/*.pt", "weights/*.json", "*.cc"]},
     python_requires=">=3.10",
     install_requires=[
         "torch>=2.11,<2.15",

@@ -7,8 +7,10 @@ trainer's own split (validation networks held out whole, as `tvm-wm train` does)
 A recipe is loss:dynamics-weight:steps:selection-metric; losses: pair (RankNet, the trainer's),
 list (softmax listwise), both (pair + list), reg (regress min/cost, like MetaSchedule's XGB),
 pair+reg, distill (pairwise + MSE to the shipped ensemble's logits: one network in its place).
+--dims d_z:d_hidden sizes the network (smaller members cost less to evaluate).
 """
 import argparse
+import dataclasses
 import pickle
 import random
 import sys
@@ -57,11 +59,15 @@ def distill_loss(batch, hw):
     return lambda s, lab, gid: pairwise_rank_loss(s, lab, gid) + torch.nn.functional.mse_loss(s, want)
 
 
-def run(data, kind, dyn, steps, select, seed, hw, hw_np):
+def run(data, kind, dyn, steps, select, seed, hw, hw_np, dims=None):
     tr, va, te, trans = data
     torch.manual_seed(seed)
     random.seed(seed)
-    net = WorldModel(default_config())
+    cfg = default_config()
+    if dims:
+        d_z, d_hidden = (int(x) for x in dims.split(":"))
+        cfg = dataclasses.replace(cfg, d_z=d_z, d_hidden=d_hidden)
+    net = WorldModel(cfg)
     trainer._fit_norm(net, tr, trans, hw_np)
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
     sch = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
@@ -85,7 +91,7 @@ def run(data, kind, dyn, steps, select, seed, hw, hw_np):
                 best, state = m[select], {k: v.clone() for k, v in net.state_dict().items()}
     net.load_state_dict(state)
     sv, st = trainer.score_groups(net, va, hw), trainer.score_groups(net, te, hw)
-    report(f"{kind} dyn={dyn} steps={steps} sel={select} seed={seed}", va, te, sv, st,
+    report(f"{kind} dyn={dyn} steps={steps} sel={select} seed={seed}" + (f" dims={dims}" if dims else ""), va, te, sv, st,
            f"({time.time() - t0:.0f}s)")
     return sv, st
 
@@ -107,6 +113,7 @@ def main():
     ap.add_argument("--data", default="benchmarks/work/wm_data")
     ap.add_argument("--recipes", nargs="*", default=["pair:0.3:400:pairwise_acc"])
     ap.add_argument("--seeds", type=int, nargs="*", default=[0])
+    ap.add_argument("--dims", help="d_z:d_hidden of the network (default: the trainer's, 96:128)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     target = cpu_target()
@@ -133,9 +140,10 @@ def main():
           flush=True)
     for recipe in args.recipes:
         kind, dyn, steps, select = recipe.split(":")
-        runs = [run(data, kind, float(dyn), int(steps), select, seed, hw, hw_np) for seed in args.seeds]
+        runs = [run(data, kind, float(dyn), int(steps), select, seed, hw, hw_np, args.dims)
+                for seed in args.seeds]
         if len(runs) > 1:
-            report(f"{recipe} mean of seeds {args.seeds}", va, te, mean_of([r[0] for r in runs]),
+            report(f"{recipe} mean of seeds {args.seeds}" + (f" dims={args.dims}" if args.dims else ""), va, te, mean_of([r[0] for r in runs]),
                    mean_of([r[1] for r in runs]))
 
 

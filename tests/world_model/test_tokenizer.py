@@ -88,3 +88,29 @@ def test_tokenize_many_falls_back_where_decisions_do_not_read_as_columns():
     odd = [base.format("[4, 16]", "T.int64(1)"), base.format("[8, 8]", "T.int64(1)")]
     assert [m.feats.tolist() for m in tokenizer.tokenize_many(odd, info)] == \
         [tokenizer.tokenize(t, info).feats.tolist() for t in odd]
+
+
+def test_structures_are_walked_as_a_prefix_tree(cpu_task, monkeypatch):
+    import re
+
+    ctx, cands = cpu_task
+    info = state.task_info(ctx.mod, ctx.target)
+    texts = [str(c.sch.trace) for c in cands]
+    steps = []
+    real = tokenizer._Walk.step
+    monkeypatch.setattr(tokenizer._Walk, "step", lambda self, inst: steps.append(1) or real(self, inst))
+    many = tokenizer.tokenize_many(texts, info.blocks)
+    structures = {re.sub(r"decision=(\[[^\]]*\]|-?\d+)", "", t): t for t in texts}
+    lines = sum(len(tokenizer.parse_trace_text(t)) for t in structures.values())
+    assert len(structures) > 1 and len(steps) < lines / 2, (len(steps), lines)
+    for text, got in zip(texts, many):
+        assert np.array_equal(got.feats, tokenizer.tokenize(text, info.blocks).feats)
+
+
+def test_records_that_do_not_match_the_text_are_reported():
+    text = "  v3, v4 = sch.sample_perfect_tile(loop=l1, n=2, max_innermost_factor=64, decision=[4, 16])"
+    ok = tokenizer.tokenize_structures([text], [np.array([[2, 8, 8]])])
+    assert len(ok) == 1 and len(ok[0]) == 1
+    # a scalar where the text has a list of two: None, the caller tokenizes those traces' texts
+    assert tokenizer.tokenize_structures([text, text], [np.array([[2, 8, 8]]), np.array([[0, 3]])]) \
+        [1] is None

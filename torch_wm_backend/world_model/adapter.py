@@ -17,7 +17,7 @@ import torch
 from tvm.ir.utils import derived_object
 from tvm.s_tir.meta_schedule.cost_model import PyCostModel
 
-from . import hardware, state, tokenizer
+from . import hardware, state, tokenizer, trace_reader
 from .network import Ensemble, WMConfig, WorldModel, collate, pairwise_rank_loss
 
 log = logging.getLogger(__name__)
@@ -120,14 +120,38 @@ class WorldModelCostModel(PyCostModel):
     def _tokens(self, info, candidates) -> list:
         """Tokens of each candidate's trace. Evolutionary search scores many candidates again in
         later iterations (survivors, undone mutations): tokenize each distinct trace once, and
-        those that differ only in their decisions together (tokenizer.tokenize_many)."""
+        those that differ only in their decisions together: trace_reader reads each trace's
+        structure and decisions without printing it; one trace per structure is printed."""
         cache = self._token_cache.setdefault(info.key, {})
         if len(cache) > _TOKEN_CACHE:
             cache.clear()
-        texts = [str(c.sch.trace) for c in candidates]
-        new = list({t: None for t in texts if t not in cache})   # distinct, in order
-        cache.update(zip(new, tokenizer.tokenize_many(new, info.blocks)))
-        return [cache[t] for t in texts]
+        traces = [c.sch.trace for c in candidates]
+        read = trace_reader.read(traces)
+        if read is None:   # no C++ reader: print them all
+            keys = [str(t) for t in traces]
+            new = list({t: None for t in keys if t not in cache})   # distinct, in order
+            cache.update(zip(new, tokenizer.tokenize_many(new, info.blocks)))
+            return [cache[k] for k in keys]
+        keys = [(int(k), read.record(i).tobytes()) if k else str(traces[i])
+                for i, k in enumerate(read.keys)]
+        groups: dict = {}   # structure key -> its new traces; a text key for unread ones
+        for i, key in enumerate(keys):
+            if key not in cache:
+                cache[key] = None
+                groups.setdefault(key[0] if isinstance(key, tuple) else key, []).append(i)
+        shared = [(skey, members) for skey, members in groups.items() if not isinstance(skey, str)]
+        for skey, members in groups.items():
+            if isinstance(skey, str):    # a trace the reader could not read: its text is its key
+                cache[skey] = tokenizer.tokenize(skey, info.blocks)
+        texts = [str(traces[members[0]]) for _, members in shared]   # one printed per structure
+        records = [np.stack([read.record(i) for i in members]) for _, members in shared]
+        for (_, members), group in zip(shared, tokenizer.tokenize_structures(texts, records,
+                                                                             info.blocks)):
+            if group is None:   # decisions its text holds otherwise: print each trace
+                group = [tokenizer.tokenize(str(traces[i]), info.blocks) for i in members]
+            for i, tok in zip(members, group):
+                cache[keys[i]] = tok
+        return [cache[k] for k in keys]
 
     def score_tokens(self, info, toks, hw) -> np.ndarray:
         out = []

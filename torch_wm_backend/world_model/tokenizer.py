@@ -191,19 +191,25 @@ def _parse_line(line: str):
     return m.group("kind"), args, kwargs, outs
 
 
-def parse_trace_text(text: str) -> list[Inst]:
-    """The trace's instructions. Candidates of one task share most of their lines (the same
-    getters, splits with other decisions...), so each distinct line is parsed once; the parsed
-    values are shared between traces and must not be changed."""
+def _lines(text: str):
+    """(line, parsed line) for each instruction of ``text``."""
     if len(_PARSED) > _PARSED_MAX:
         _PARSED.clear()
-    insts = []
     for line in text.splitlines():
         parsed = _PARSED.get(line, False)
         if parsed is False:
             parsed = _PARSED[line] = _parse_line(line)
         if parsed is not None:
-            insts.append(Inst(*parsed, len(insts)))
+            yield line, parsed
+
+
+def parse_trace_text(text: str) -> list[Inst]:
+    """The trace's instructions. Candidates of one task share most of their lines (the same
+    getters, splits with other decisions...), so each distinct line is parsed once; the parsed
+    values are shared between traces and must not be changed."""
+    insts = []
+    for _, parsed in _lines(text):
+        insts.append(Inst(*parsed, len(insts)))
     return insts
 
 
@@ -303,7 +309,11 @@ def _attr_id(s) -> int:
 def tokenize(text: str, blocks_info: dict | None = None) -> TokenizedTrace:
     """Tokenize the printed trace ``text``. ``blocks_info`` (from state.task_info) gives the loop
     extents of the unscheduled blocks; without it loop extents are unknown but tokens still form."""
-    return _tokenize(parse_trace_text(text), blocks_info, None, 1)[0]
+    walk = _Walk(blocks_info, None, np.zeros(1, np.int64))
+    insts = parse_trace_text(text)
+    for inst in insts:
+        walk.step(inst)
+    return walk.finish(len(insts), None, np.arange(1))[0]
 
 
 _DECISION = re.compile(r"decision=(\[[^\]\[]*\]|-?\d+)")
@@ -317,18 +327,103 @@ def tokenize_many(texts: list, blocks_info: dict | None = None) -> list:
     for i, text in enumerate(texts):
         parts = _DECISION.split(text)
         groups.setdefault("\0".join(parts[0::2]), []).append((i, parts[1::2]))
-    out: list = [None] * len(texts)
+    reps, records, odd = [], [], []
     for members in groups.values():
-        if len(members) == 1:
-            out[members[0][0]] = tokenize(texts[members[0][0]], blocks_info)
-            continue
         try:
-            toks = _tokenize(parse_trace_text(texts[members[0][0]]), blocks_info,
-                             _decision_columns([decs for _, decs in members]), len(members))
+            records.append(decision_records([decs for _, decs in members]))
+            reps.append(members)
         except _Misread:  # decisions the pattern does not read as the parser does: one by one
-            toks = [tokenize(texts[i], blocks_info) for i, _ in members]
+            odd.extend(i for i, _ in members)
+    out: list = [None] * len(texts)
+    for members, toks in zip(reps, tokenize_structures([texts[m[0][0]] for m in reps], records,
+                                                        blocks_info)):
+        if toks is None:
+            odd.extend(i for i, _ in members)
+            continue
         for (i, _), tok in zip(members, toks):
             out[i] = tok
+    for i in odd:
+        out[i] = tokenize(texts[i], blocks_info)
+    return out
+
+
+def decision_records(decisions: list) -> np.ndarray:
+    """Printed decisions of n traces (n lists of strings, "[4, 16]" or "2") -> records [n, D] in
+    trace_reader's layout: per decision 0, value (a scalar) or width, values (a list)."""
+    flat = ",".join(",".join(f"{d.count(',') + 1},{d[1:-1]}" if d[0] == "[" else f"0,{d}"
+                             for d in decs) for decs in decisions)
+    try:
+        return np.array(flat.split(","), dtype=np.int64).reshape(len(decisions), -1)
+    except ValueError as err:  # not integers, or not the same count in every trace
+        raise _Misread from err
+
+
+def tokenize_structures(texts: list, records: list, blocks_info: dict | None = None) -> list:
+    """Tokens of the traces of several structures: structure s prints as ``texts[s]`` but for its
+    traces' decisions, ``records[s]`` ([n_s, D_s], one row per trace, decision_records' layout).
+    Returns one list of n_s tokenized traces per structure, None for a structure whose records do
+    not match its text's decisions (tokenize those traces one by one from their own text).
+
+    Structures of one task share most of their instructions (they part where a sketch or a
+    postprocessor did something else): they are walked as a prefix tree, each shared instruction
+    once for all their traces."""
+    seqs = [_keyed_insts(t) for t in texts]
+    sizes = [len(r) for r in records]
+    width = max((r.shape[1] for r in records), default=0)
+    table = np.zeros((sum(sizes), width), np.int64)
+    starts = np.cumsum([0] + sizes)
+    for s, r in enumerate(records):
+        table[starts[s]:starts[s + 1], :r.shape[1]] = r
+    try:
+        return _walk_tree(seqs, records, table, starts, blocks_info)
+    except _Misread:   # a bad record somewhere under a shared prefix: structure by structure
+        pass
+    out = []
+    for seq, rec in zip(seqs, records):
+        try:
+            out.append(_walk_tree([seq], [rec], rec, np.array([0, len(rec)]), blocks_info)[0])
+        except _Misread:
+            out.append(None)
+    return out
+
+
+def _keyed_insts(text: str) -> list:
+    """(line without its decision values, parsed instruction) for each instruction of ``text``."""
+    out = []
+    for line, parsed in _lines(text):
+        key = _DECISION.sub("decision=", line) if "decision=" in line else line
+        out.append((key, Inst(*parsed, len(out))))
+    return out
+
+
+def _walk_tree(seqs: list, records: list, table: np.ndarray, starts: np.ndarray, blocks_info) -> list:
+    out: list = [None] * len(seqs)
+    stack = [(_Walk(blocks_info, table, np.arange(len(table))), list(range(len(seqs))), 0)]
+    while stack:
+        walk, ids, depth = stack.pop()
+        while True:
+            live: dict = {}
+            ended = []
+            for s in ids:
+                if len(seqs[s]) == depth:
+                    ended.append(s)
+                else:
+                    live.setdefault(seqs[s][depth][0], []).append(s)
+            if not ended and len(live) == 1:
+                walk.step(seqs[ids[0]][depth][1])
+                depth += 1
+                continue
+            at, local = 0, {}
+            for s in ids:   # each structure's rows within this walk
+                n = int(starts[s + 1] - starts[s])
+                local[s] = np.arange(at, at + n)
+                at += n
+            for s in ended:
+                out[s] = walk.finish(depth, records[s].shape[1], local[s])
+            for group in live.values():
+                rows = np.concatenate([local[s] for s in group])
+                stack.append((walk.fork(rows) if len(live) > 1 or ended else walk, group, depth))
+            break
     return out
 
 
@@ -336,83 +431,111 @@ class _Misread(ValueError):
     pass
 
 
-def _decision_columns(decisions: list) -> list:
-    """Printed decisions of n traces (n lists of strings, "[4, 16]" or "2") -> one numpy column per
-    decision: [n] for a scalar, [n, factors] for a list."""
-    widths = [d.count(",") + 1 if d[0] == "[" else 0 for d in decisions[0]]  # 0: a scalar
-    flat = ",".join(",".join(d.strip("[]") for d in decs) for decs in decisions)
-    try:
-        table = np.array(flat.split(","), dtype=np.int64).reshape(len(decisions), -1)
-    except ValueError as err:  # not integers, or not the same count in every trace
-        raise _Misread from err
-    columns, at = [], 0
-    for w in widths:
-        columns.append(table[:, at] if w == 0 else table[:, at:at + w])
-        at += max(w, 1)
-    return columns
+class _Walk:
+    """The tokenizer's pass over the traces that share the instructions walked so far. Decisions
+    come from ``table`` (decision records, one row per trace) as numpy vectors over *all* its rows
+    (so a fork copies no arrays; only the walk's ``rows`` are read out at the end), or with no
+    table from the text (one trace)."""
 
+    def __init__(self, blocks_info: dict | None, table: np.ndarray | None, rows: np.ndarray):
+        self.st = _State(blocks_info or {})
+        self.table, self.rows, self.pos = table, rows, 0
+        self.kinds, self.attrs, self.feats, self.where, self.varying = [], [], [], [], []
+        self.postproc, self.unknown = 0.0, 0
 
-def _tokenize(insts: list, blocks_info: dict | None, decisions: list | None, n: int) -> list:
-    """The tokens of ``n`` traces with the instructions ``insts``; with ``decisions`` (one column
-    per decision in the order of the text, [n] or [n, factors]) replacing those of ``insts``, the
-    decision-dependent features are numpy vectors over the n traces."""
-    st = _State(blocks_info or {})
-    kinds, attrs, feats, where, varying = [], [], [], [], []
-    postproc, unknown, total = 0.0, 0, max(len(insts), 1)
-    next_decision = 0
-
-    def decision(kw):
-        nonlocal next_decision
+    def decision(self, kw):
         d = kw.get("decision")
-        if decisions is None or not (isinstance(d, list) or (isinstance(d, int) and not isinstance(d, bool))):
+        if self.table is None or not (isinstance(d, list) or (isinstance(d, int) and not isinstance(d, bool))):
             return d
-        next_decision += 1
-        if next_decision > len(decisions):
+        w = len(d) if isinstance(d, list) else 0
+        at = self.pos
+        if at + 1 + max(w, 1) > self.table.shape[1] or (self.table[self.rows, at] != w).any():
             raise _Misread
-        return decisions[next_decision - 1]
+        self.pos = at + 1 + max(w, 1)
+        # Other walks' rows hold other decisions here: their values are computed on, never read.
+        return self.table[:, at + 1] if w == 0 else self.table[:, at + 1:at + 1 + w]
 
-    for inst in insts:
+    def fork(self, local: np.ndarray) -> "_Walk":
+        """A copy for the traces ``local`` (positions among this walk's rows). Loops are never
+        changed once made, so they are shared; blocks are (their nests), so they are copied."""
+        st, blocks = self.st, {}
+
+        def block(b):
+            if id(b) not in blocks:
+                blocks[id(b)] = _Block(b.name, b.index, None if b.nest is None else list(b.nest),
+                                       b.touched)
+            return blocks[id(b)]
+
+        new = _Walk.__new__(_Walk)
+        new.st = _State(st.blocks_info, dict(st.vals), dict(st.cat_frac), dict(st.locs),
+                        dict(st.loops), {k: block(v) for k, v in st.blocks.items()}, dict(st.order))
+        new.table, new.rows, new.pos = self.table, self.rows[local], self.pos
+        new.kinds, new.attrs, new.feats, new.where = (list(self.kinds), list(self.attrs),
+                                                      list(self.feats), list(self.where))
+        new.varying = list(self.varying)
+        new.postproc, new.unknown = self.postproc, self.unknown
+        return new
+
+    def finish(self, total: int, width: int | None, local: np.ndarray) -> list:
+        """The tokens of the traces ``local`` (positions among this walk's rows), whose traces have
+        ``total`` instructions and ``width`` decision record entries (None: read from the text)."""
+        if width is not None and self.pos != width:
+            raise _Misread
+        kinds, attrs = np.asarray(self.kinds, np.int64), np.asarray(self.attrs, np.int64)
+        where = np.asarray(self.where, np.int64)
+        base = (np.asarray(self.feats, np.float32) if self.feats
+                else np.zeros((0, NUM_FEATS), np.float32))
+        if len(base):
+            base[:, 1] = where / max(total, 1)
+        many = np.repeat(base[None], len(local), 0)
+        rows = self.rows[local]
+        for t, j, x in self.varying:
+            many[:, t, j] = x[rows]
+        return [TokenizedTrace(kinds, attrs, many[i], where, self.unknown) for i in range(len(local))]
+
+    def step(self, inst: Inst) -> None:
+        st = self.st
         k, kw, a = inst.kind, inst.kwargs, inst.args
         if k == "get_sblock":
             name = kw.get("name", a[0] if a else None)
             for o in inst.outs:
                 _block(st, o, name)
-            continue
+            return
         if k == "get_loops":
             _get_loops(st, inst)
-            continue
+            return
         if k in GETTERS:
             for o in inst.outs:
                 _block(st, o)
-            continue
+            return
         if k in ("sample_perfect_tile", "sample_partitioned_tile"):
-            d = decision(kw)
+            d = self.decision(kw)
             if isinstance(d, np.ndarray):
                 d = list(d.T)
             for o, v in zip(inst.outs, d or []):
                 st.vals[o] = v
-            continue
+            return
         if k == "sample_categorical":
-            cands, d = kw.get("candidates") or [], decision(kw)
+            cands, d = kw.get("candidates") or [], self.decision(kw)
             if isinstance(d, np.ndarray) and inst.outs and cands:
                 st.vals[inst.outs[0]] = np.asarray(cands)[np.clip(d, 0, len(cands) - 1)]
                 st.cat_frac[inst.outs[0]] = d / max(len(cands) - 1, 1)
             elif inst.outs and d is not None and 0 <= d < len(cands):
                 st.vals[inst.outs[0]] = cands[d]
                 st.cat_frac[inst.outs[0]] = d / max(len(cands) - 1, 1)
-            continue
+            return
         if k == "sample_compute_location":
-            d = decision(kw)
+            d = self.decision(kw)
             if inst.outs:
                 st.locs[inst.outs[0]] = 0 if d is None else d
-            continue
+            return
         if k == "enter_postproc":
-            postproc = 1.0
+            self.postproc = 1.0
         f = [0.0] * NUM_FEATS   # a list: numpy's per-element stores cost more than the rest
-        f[0], f[1] = postproc, inst.index / total
+        f[0] = self.postproc    # f[1], the instruction's position in the trace: set by finish()
         attr = NO_ATTR
         kid = KIND_IDS.get(k, UNK)
-        unknown += kid == UNK
+        self.unknown += kid == UNK
         refs = [x for x in (*a, *kw.values()) if isinstance(x, Ref)]
         if k == "fuse" or k == "reorder":
             loop_refs = [x for x in a if isinstance(x, Ref)]
@@ -505,21 +628,12 @@ def _tokenize(insts: list, blocks_info: dict | None, decisions: list | None, n: 
             for o in inst.outs:
                 if o.startswith("b"):
                     _block(st, o, f"{k}:{o}")
-        kinds.append(kid)
-        attrs.append(attr)
-        if decisions is not None:
+        self.kinds.append(kid)
+        self.attrs.append(attr)
+        if self.table is not None:
             for j, x in enumerate(f):
                 if isinstance(x, np.ndarray):
-                    varying.append((len(feats), j, x))
+                    self.varying.append((len(self.feats), j, x))
                     f[j] = 0.0
-        feats.append(f)
-        where.append(inst.index)
-    if decisions is not None and next_decision != len(decisions):
-        raise _Misread
-    kinds_a, attrs_a = np.asarray(kinds, np.int64), np.asarray(attrs, np.int64)
-    where_a = np.asarray(where, np.int64)
-    base = np.asarray(feats, np.float32) if feats else np.zeros((0, NUM_FEATS), np.float32)
-    many = np.repeat(base[None], n, 0)
-    for t, j, x in varying:
-        many[:, t, j] = x
-    return [TokenizedTrace(kinds_a, attrs_a, many[i], where_a, unknown) for i in range(n)]
+        self.feats.append(f)
+        self.where.append(inst.index)
