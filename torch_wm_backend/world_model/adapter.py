@@ -23,7 +23,7 @@ from .network import Ensemble, WMConfig, WorldModel, collate, pairwise_rank_loss
 log = logging.getLogger(__name__)
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 WEIGHTS_FILE = WEIGHTS_DIR / "wm.pt"   # CPU (LLVM) weights; GPU ones are wm_cuda.pt
-_CHUNK = 512
+_CHUNK = 4096   # candidates scored at once (an ensemble shortlists within one chunk)
 _BUFFER = 1024   # measured candidates kept per task for online fine-tuning
 _TOKEN_CACHE = 20000  # distinct traces remembered per task
 
@@ -159,7 +159,8 @@ class WorldModelCostModel(PyCostModel):
         with torch.inference_mode(), _one_thread():
             for i in range(0, len(toks), _CHUNK):
                 kinds, attrs, feats, mask = collate(toks[i:i + _CHUNK])
-                out.append(torch.sigmoid(self.net(st, kinds, attrs, feats, mask, hw)).numpy())
+                # float64: a float32 sigmoid rounds logits above ~17 to 1.0, ties at the top
+                out.append(torch.sigmoid(self.net(st, kinds, attrs, feats, mask, hw).double()).numpy())
         return np.concatenate(out).astype("float64") if out else np.zeros(0, "float64")
 
     # -- PyCostModel ------------------------------------------------------------------------

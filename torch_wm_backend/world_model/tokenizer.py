@@ -388,11 +388,11 @@ def tokenize_structures(texts: list, records: list, blocks_info: dict | None = N
 
 
 def _keyed_insts(text: str) -> list:
-    """(line without its decision values, parsed instruction) for each instruction of ``text``."""
+    """(line without its decision values, parsed line) for each instruction of ``text``."""
     out = []
     for line, parsed in _lines(text):
         key = _DECISION.sub("decision=", line) if "decision=" in line else line
-        out.append((key, Inst(*parsed, len(out))))
+        out.append((key, parsed))
     return out
 
 
@@ -410,7 +410,7 @@ def _walk_tree(seqs: list, records: list, table: np.ndarray, starts: np.ndarray,
                 else:
                     live.setdefault(seqs[s][depth][0], []).append(s)
             if not ended and len(live) == 1:
-                walk.step(seqs[ids[0]][depth][1])
+                walk.step(Inst(*seqs[ids[0]][depth][1], depth))
                 depth += 1
                 continue
             at, local = 0, {}

@@ -34,18 +34,43 @@ int32_t TypeIndex(const char* key) {
   return index;
 }
 
+// An object-reference field, read in place (no reference taken: the trace holds it).
+class RefField {
+ public:
+  RefField(std::string_view type_key, const char* name) {
+    const TVMFFIFieldInfo* info = refl::GetFieldInfo(type_key, name);
+    if (info->field_static_type_index < TypeIndex::kTVMFFIStaticObjectBegin ||
+        info->size != sizeof(ObjectRef)) {
+      TVM_FFI_THROW(TypeError) << type_key << "." << name << " is not an object field";
+    }
+    offset_ = info->offset;
+  }
+  const Object* operator()(const Object* obj) const {
+    return reinterpret_cast<const ObjectRef*>(reinterpret_cast<const char*>(obj) + offset_)->get();
+  }
+
+ private:
+  int64_t offset_;
+};
+
+template <typename T>
+const T* As(const Object* obj, int32_t type_index) {
+  return obj != nullptr && obj->type_index() == type_index ? static_cast<const T*>(obj) : nullptr;
+}
+
 struct Reader {
-  refl::FieldGetter insts{"s_tir.Trace", "insts"};
-  refl::FieldGetter decisions{"s_tir.Trace", "decisions"};
-  refl::FieldGetter kind{"s_tir.Instruction", "kind"};
-  refl::FieldGetter inputs{"s_tir.Instruction", "inputs"};
-  refl::FieldGetter attrs{"s_tir.Instruction", "attrs"};
-  refl::FieldGetter outputs{"s_tir.Instruction", "outputs"};
+  RefField insts{"s_tir.Trace", "insts"};
+  RefField decisions{"s_tir.Trace", "decisions"};
+  RefField kind{"s_tir.Instruction", "kind"};
+  RefField inputs{"s_tir.Instruction", "inputs"};
+  RefField attrs{"s_tir.Instruction", "attrs"};
+  RefField outputs{"s_tir.Instruction", "outputs"};
   refl::FieldGetter kind_name{"s_tir.InstructionKind", "name"};
   refl::FieldGetter int_value{"ir.IntImm", "value"};
   refl::FieldGetter float_value{"ir.FloatImm", "value"};
   int32_t int_imm = TypeIndex("ir.IntImm");
   int32_t float_imm = TypeIndex("ir.FloatImm");
+  int32_t trace_type = TypeIndex("s_tir.Trace");
   std::unordered_map<const Object*, uint64_t> kinds;  // InstructionKind -> hash of its name
   std::unordered_map<const Object*, uint64_t> vars;   // random variable -> its number in the trace
   bool ok = true;
@@ -91,12 +116,7 @@ struct Reader {
     }
     auto it = vars.find(obj);
     if (it != vars.end()) return Mix(8, it->second);
-    if (ti == TypeIndex::kTVMFFIArray) {
-      const ArrayObj* arr = v.as<ArrayObj>();
-      uint64_t h = Mix(9, arr->size());
-      for (const Any& e : *arr) h = Mix(h, Value(e));
-      return h;
-    }
+    if (ti == TypeIndex::kTVMFFIArray) return Values(*v.as<ArrayObj>());
     if (ti == int_imm) return Mix(10, static_cast<uint64_t>(int_value(obj).cast<int64_t>()));
     if (ti == float_imm) return Mix(11, Value(float_value(obj)));
     // An expression over sampled variables, an index map...: no reading of its own; the trace
@@ -142,45 +162,49 @@ struct Reader {
     ok = true;
     vars.clear();
     const Object* tr = trace.as<Object>();
-    if (tr == nullptr) return 0;
-    Any insts_any = insts(tr), dec_any = decisions(tr);
-    const ArrayObj* list = insts_any.as<ArrayObj>();
-    const MapObj* dmap = dec_any.as<MapObj>();
+    if (tr == nullptr || tr->type_index() != trace_type) return 0;
+    const ArrayObj* list = As<ArrayObj>(insts(tr), TypeIndex::kTVMFFIArray);
+    const MapObj* dmap = As<MapObj>(decisions(tr), TypeIndex::kTVMFFIMap);
     if (list == nullptr) return 0;
     size_t start = decs->size();
     uint64_t h = Mix(13, list->size()), next_var = 0;
     for (const Any& inst : *list) {
       const Object* ip = inst.as<Object>();
-      Any kind_any = kind(ip), in_any = inputs(ip), at_any = attrs(ip), out_any = outputs(ip);
-      h = Mix(h, Kind(kind_any.as<Object>()));
-      h = Mix(h, Value(in_any));
-      h = Mix(h, Value(at_any));
+      const ArrayObj* in = As<ArrayObj>(inputs(ip), TypeIndex::kTVMFFIArray);
+      const ArrayObj* at = As<ArrayObj>(attrs(ip), TypeIndex::kTVMFFIArray);
+      const ArrayObj* outs = As<ArrayObj>(outputs(ip), TypeIndex::kTVMFFIArray);
+      if (in == nullptr || at == nullptr || outs == nullptr) return Fail(decs, start);
+      h = Mix(h, Kind(kind(ip)));
+      h = Mix(h, Values(*in));
+      h = Mix(h, Values(*at));
       if (dmap != nullptr) {
         auto it = dmap->find(inst);
         if (it != dmap->end()) {
-          size_t at = decs->size();
-          if (!Decision((*it).second, decs)) {
-            ok = false;
-            break;
-          }
-          h = Mix(h, 14 + static_cast<uint64_t>((*decs)[at]));  // the decision's shape
+          size_t pos = decs->size();
+          if (!Decision((*it).second, decs)) return Fail(decs, start);
+          h = Mix(h, 14 + static_cast<uint64_t>((*decs)[pos]));  // the decision's shape
         }
       }
-      const ArrayObj* outs = out_any.as<ArrayObj>();
-      h = Mix(h, outs == nullptr ? 0 : outs->size());
-      if (outs != nullptr) {
-        for (const Any& o : *outs) {
-          const Object* op = o.as<Object>();
-          if (op != nullptr) vars[op] = next_var;
-          next_var += 1;
-        }
+      h = Mix(h, outs->size());
+      for (const Any& o : *outs) {
+        const Object* op = o.as<Object>();
+        if (op != nullptr) vars[op] = next_var;
+        next_var += 1;
       }
     }
-    if (!ok) {
-      decs->resize(start);
-      return 0;
-    }
+    if (!ok) return Fail(decs, start);
     return h == 0 ? 1 : h;
+  }
+
+  uint64_t Values(const ArrayObj& arr) {
+    uint64_t h = Mix(9, arr.size());
+    for (const Any& e : arr) h = Mix(h, Value(e));
+    return h;
+  }
+
+  static uint64_t Fail(std::vector<int64_t>* decs, size_t start) {
+    decs->resize(start);
+    return 0;
   }
 };
 
