@@ -132,24 +132,26 @@ class WorldModelCostModel(PyCostModel):
             new = list({t: None for t in keys if t not in cache})   # distinct, in order
             cache.update(zip(new, tokenizer.tokenize_many(new, info.blocks)))
             return [cache[k] for k in keys]
+        # a trace's key: (structure, decisions); its text where the reader could not read it
         keys = [(int(k), read.record(i).tobytes()) if k else str(traces[i])
                 for i, k in enumerate(read.keys)]
-        groups: dict = {}   # structure key -> its new traces; a text key for unread ones
+        new: dict = {}      # each new key -> its first trace
         for i, key in enumerate(keys):
-            if key not in cache:
-                cache[key] = None
-                groups.setdefault(key[0] if isinstance(key, tuple) else key, []).append(i)
-        shared = [(skey, members) for skey, members in groups.items() if not isinstance(skey, str)]
-        for skey, members in groups.items():
-            if isinstance(skey, str):    # a trace the reader could not read: its text is its key
-                cache[skey] = tokenizer.tokenize(skey, info.blocks)
-        texts = [str(traces[members[0]]) for _, members in shared]   # one printed per structure
-        records = [np.stack([read.record(i) for i in members]) for _, members in shared]
-        for (_, members), group in zip(shared, tokenizer.tokenize_structures(texts, records,
-                                                                             info.blocks)):
-            if group is None:   # decisions its text holds otherwise: print each trace
-                group = [tokenizer.tokenize(str(traces[i]), info.blocks) for i in members]
-            for i, tok in zip(members, group):
+            if key not in cache and key not in new:
+                new[key] = i
+        by_structure: dict = {}   # structure -> its new traces
+        for key, i in new.items():
+            if isinstance(key, str):
+                cache[key] = tokenizer.tokenize(key, info.blocks)
+            else:
+                by_structure.setdefault(key[0], []).append(i)
+        groups = list(by_structure.values())
+        texts = [str(traces[members[0]]) for members in groups]   # one printed per structure
+        records = [np.stack([read.record(i) for i in members]) for members in groups]
+        for members, toks in zip(groups, tokenizer.tokenize_structures(texts, records, info.blocks)):
+            if toks is None:   # decisions its text holds otherwise: print each trace
+                toks = [tokenizer.tokenize(str(traces[i]), info.blocks) for i in members]
+            for i, tok in zip(members, toks):
                 cache[keys[i]] = tok
         return [cache[k] for k in keys]
 
