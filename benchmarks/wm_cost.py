@@ -84,6 +84,7 @@ def main() -> None:
         cold(wm)
         traces = [c.sch.trace for c in cands]
         read = timed("of_which_read_traces", lambda: trace_reader.read(traces))
+        assert (read.keys != 0).all(), "a trace the reader could not read: predict prints it"
         first = {}
         for i, k in enumerate(read.keys.tolist()):
             first.setdefault(k, []).append(i)
