@@ -14,6 +14,7 @@ MAX_AUTOTUNE_TRIALS = 64  # torch.compile(mode="max-autotune"): the paper's budg
 DEFAULT_TIME_BUDGET_S = 600.0  # caps the first run; max-autotune lifts it
 COST_MODELS = ("wm", "xgb", "random")
 CACHE_ENV = "TVM_WM_CACHE_DIR"
+TVM_THREADS_ENV = "TVM_NUM_THREADS"  # TVM's own; threads.py writes it unless the user did
 _DEFAULT = "default"  # cache_dir sentinel: resolve through the environment, then platformdirs
 
 
@@ -121,6 +122,19 @@ def default_cache_dir() -> Optional[str]:
     import platformdirs
 
     return platformdirs.user_cache_dir("torch_wm_backend", appauthor=False)
+
+
+def _user_tvm_threads_at_import() -> Optional[int]:
+    value = os.environ.get(TVM_THREADS_ENV, "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+_USER_TVM_THREADS = _user_tvm_threads_at_import()  # read before threads.py writes the variable
+
+
+def user_tvm_threads() -> Optional[int]:
+    """``TVM_NUM_THREADS`` as the user set it before importing the backend, or None."""
+    return _USER_TVM_THREADS
 
 
 def replace(settings: Settings, **changes) -> Settings:
