@@ -21,21 +21,9 @@ def untuned(**extra):
 @pytest.fixture(autouse=True)
 def fresh_tuning_memory():
     """Each test starts with no tuning remembered in this process (in-memory databases, marks)."""
-    from torch_wm_backend import pipeline
+    from torch_wm_backend.cache import store_for
     from torch_wm_backend.tune import tasks
 
-    pipeline.store_for.cache_clear()
-    tasks._SEARCHED.clear()
+    store_for.cache_clear()
+    getattr(tasks, "_SEARCHED", {}).clear()
     yield
-
-
-@pytest.fixture(autouse=True)
-def compiled_graphs_beat_eager(request, monkeypatch):
-    """The last race, whole compiled graph against eager PyTorch (runtime/versus_eager.py), is
-    decided by timing: tests of other things see the compiled graph win it, uncached, so what they
-    check runs. Its own tests (marked versus_eager) race for real."""
-    if "versus_eager" in request.keywords:
-        return
-    from torch_wm_backend.runtime import guard, versus_eager
-
-    monkeypatch.setattr(versus_eager, "_race", lambda *a: guard.Timing(0.0, 1.0, busy=True))

@@ -1,4 +1,5 @@
 """The compiled callable: tensors in and out without copies, any layout, scalars, tuples, shapes."""
+import pytest
 import torch
 
 import torch_wm_backend
@@ -7,6 +8,17 @@ from conftest import untuned
 
 def _compile(fn, **kw):
     return torch.compile(fn, backend="tvm_wm", options=untuned(), **kw)
+
+
+@pytest.fixture(autouse=True)
+def tvm_ran(request):
+    """Every test here checks TVM's results: its kernels must have run, none failed."""
+    yield
+    if "float64_addmm" in request.keywords:
+        return
+    stats = torch_wm_backend.stats()
+    assert stats["subgraphs_failed"] == 0
+    assert stats["kernel_calls"] > 0 or stats["subgraphs_compiled"] == 0
 
 
 def test_dlpack_exchange_shares_memory():
@@ -93,6 +105,7 @@ def test_new_shapes_recompile_or_run_symbolic():
     assert torch_wm_backend.stats()["subgraphs_compiled"] >= 3
 
 
+@pytest.mark.float64_addmm  # TVM 0.27's importer computes addmm's product in float32: PyTorch
 def test_dynamic_true_and_dtype_change():
     model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU())
     compiled = _compile(model, dynamic=True)

@@ -1,23 +1,31 @@
-"""The Dynamo backend: options -> ATen graphs (aot_autograd) -> partition -> TVM subgraphs."""
+"""The Dynamo backend: options -> ATen graphs (aot_autograd) -> partition -> TVM subgraphs ->
+select (TVM or PyTorch, timed)."""
 from __future__ import annotations
 
+import functools
 import logging
 
 import torch
 
-from . import counters
+from . import counters, threads
+from .cache import cache_key, store_for
 from .decompositions import decompositions
 from .errors import UnsupportedOpsError
+from .lower import target_for
 from .partition import eager_op_names, inline, partition
+from .pipeline import compile_subgraph, pretune_graph
 from .runtime import TvmSubgraph
-from .runtime.versus_eager import VersusEager, eager_won_before
+from .runtime.subgraph import device_of
+from .select import AtenGraph, InferenceGraph, Selection, Timer
+from .select.graphs import builds_autograd, choose_for_training
 from .settings import Settings
 from .tune.budget import Budget
 
 log = logging.getLogger("torch_wm_backend")
+TIMER = Timer()  # the wall clock; tests hand ``tvm_wm`` a timer of their own
 
 
-def compile_aten_graph(gm: torch.fx.GraphModule, settings: Settings, kind: str):
+def compile_aten_graph(gm: torch.fx.GraphModule, settings: Settings, kind: str, on_first_call=None):
     """Partition one ATen graph; TVM subgraphs compile lazily, on their first real inputs."""
     if settings.strict:
         missing = eager_op_names(gm)
@@ -26,9 +34,13 @@ def compile_aten_graph(gm: torch.fx.GraphModule, settings: Settings, kind: str):
     original = _copy(gm)  # partition() rewrites gm
     parts = partition(gm)
     budget = Budget(settings.time_budget_s)
-    subgraphs = {name: getattr(parts.graph_module, name) for name in parts.subgraph_names}
-    for name, eager in subgraphs.items():
-        setattr(parts.graph_module, name, TvmSubgraph(f"{kind}/{name}", eager, settings, budget))
+    compile = functools.partial(compile_subgraph, settings=settings, budget=budget)
+    eager = {name: getattr(parts.graph_module, name) for name in parts.subgraph_names}
+    modules = []
+    for name, sub in eager.items():
+        module = TvmSubgraph(f"{kind}/{name}", sub, compile)
+        setattr(parts.graph_module, name, module)
+        modules.append(module)
     counters.bump("graphs_compiled")
     counters.bump("nodes_lowered", parts.nodes_lowered)
     counters.bump("nodes_eager", parts.nodes_eager)
@@ -36,10 +48,24 @@ def compile_aten_graph(gm: torch.fx.GraphModule, settings: Settings, kind: str):
     if parts.eager_ops:
         log.info("tvm_wm %s graph: %d ATen nodes to TVM in %d subgraphs; left to PyTorch: %s",
                  kind, parts.nodes_lowered, len(parts.subgraph_names), ", ".join(parts.eager_ops))
-    if not subgraphs or (settings.trials == 0 and not settings.eager_guard):
+    if not eager or (settings.trials == 0 and not settings.eager_guard):
         return parts.graph_module
-    modules = [getattr(parts.graph_module, name) for name in parts.subgraph_names]
-    return _on_first_call(parts.graph_module, original, subgraphs, modules, settings, budget, kind)
+    targets = {m.name: target for target, m in zip(eager, modules)}
+    graph = parts.graph_module
+
+    def with_tvm(names: set):  # only these subgraphs called, the others' ops inline
+        return inline(graph, {t for n, t in targets.items() if n not in names},
+                      body=lambda module: module.eager)
+
+    def prepare():
+        if settings.trials > 0:
+            try:
+                pretune_graph(eager, settings, budget, f"{kind} graph")
+            except Exception as err:  # each subgraph still tunes or falls back on its first call
+                log.warning("tvm_wm: tuning the %s graph failed (%s); continuing", kind, err)
+
+    return AtenGraph(graph, original, modules, with_tvm, prepare,
+                     on_first_call if settings.eager_guard else None)
 
 
 def _copy(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
@@ -48,55 +74,52 @@ def _copy(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
     return torch.fx.GraphModule(gm, graph)
 
 
-def _on_first_call(graph_module, original, subgraphs: dict, modules: list, settings: Settings,
-                   budget, kind: str):
-    """The graph. Its first call tunes the kernels of all its subgraphs together (outside
-    aot_autograd's tracing modes, where the world model's own torch code could not run), runs, and
-    then times the graph to choose TVM or PyTorch per subgraph in the model's context; where no
-    choice of TVM kernels beats PyTorch, the unpartitioned ``original`` runs from then on."""
-    pending = [True]
-    current = [graph_module]
-    targets = {m.name: target for target, m in zip(subgraphs, modules)}
-
-    def graph_for(names: set):  # only these subgraphs called, the others' ops inline
-        return inline(graph_module, {t for n, t in targets.items() if n not in names},
-                      body=lambda module: module.eager)
-
-    def run(*args):
-        if not pending:
-            return current[0](*args)
-        pending.clear()
-        from .pipeline import choose_in_context, pretune_graph
-
-        if settings.trials > 0:
-            try:
-                pretune_graph(subgraphs, settings, budget, f"{kind} graph")
-            except Exception as err:  # each subgraph still tunes or falls back on its first call
-                log.warning("tvm_wm: tuning the %s graph failed (%s); continuing", kind, err)
-        out = graph_module(*args)
-        if settings.eager_guard:
-            try:
-                current[0] = choose_in_context(f"{kind} graph", graph_module, modules, list(args),
-                                               settings, original, graph_for)
-            except Exception as err:  # the per-subgraph choices stand
-                log.warning("tvm_wm: timing the %s graph failed (%s); continuing", kind, err)
-        return out
-
-    return run
+def _selection(name: str, gm, args, settings: Settings, timer) -> Selection:
+    """The choice for ``gm`` on ``args``, keyed like its kernels; uncached without a disk cache."""
+    store, parts = None, None
+    try:
+        device = device_of([a for a in args if isinstance(a, torch.Tensor)])
+        store = store_for(settings.cache_dir)
+        parts = cache_key(gm, list(args), target_for(device), settings) if store.enabled else None
+    except Exception as err:  # no key (e.g. an unsupported device): decide, do not store
+        log.debug("%s: the choice will not be cached (%s)", name, err)
+    return Selection(name, store if parts is not None else None, parts, timer)
 
 
-def tvm_wm(gm: torch.fx.GraphModule, example_inputs, mode=None, options=None):
-    """``torch.compile(model, backend="tvm_wm", options={...})``."""
+def _train_choice(kind: str, settings: Settings, timer):
+    def on_first_call(graph: AtenGraph, args: list):
+        selection = _selection(f"tvm_wm {kind} graph", graph.original, args, settings, timer)
+        device = device_of([a for a in args if isinstance(a, torch.Tensor)])
+        choose_for_training(graph, args, selection, device)
+
+    return on_first_call
+
+
+def tvm_wm(gm: torch.fx.GraphModule, example_inputs, mode=None, options=None, timer=None):
+    """``torch.compile(model, backend="tvm_wm", options={...})``. ``timer``: how the selection
+    stage measures (the wall clock by default)."""
     from functorch.compile import make_boxed_func
     from torch._dynamo.backends.common import aot_autograd
 
     settings = Settings.from_options(options, mode)
-    if settings.eager_guard and eager_won_before(gm, example_inputs, settings):
-        return gm.forward  # a warm start of a graph that lost its race against eager PyTorch
+    threads.sync()
+    timer = timer or TIMER
+    outer = None
+    if settings.eager_guard and not builds_autograd(gm, example_inputs):
+        outer = _selection("tvm_wm graph", gm, example_inputs, settings, timer)
+        cached = outer.cached()
+        if cached is not None and not cached.wins:
+            counters.bump("graphs_kept_eager")
+            return gm.forward  # a warm start of a graph that lost: nothing traced or loaded
+    inference = InferenceGraph(None, gm, outer, lambda args: device_of(
+        [a for a in args if isinstance(a, torch.Tensor)])) if outer is not None else None
 
     def compiler(kind):
+        hook = inference.adopt if kind == "inference" and inference is not None \
+            else _train_choice(kind, settings, timer)
+
         def compile_graph(aten_gm, _inputs):
-            return make_boxed_func(compile_aten_graph(aten_gm, settings, kind))
+            return make_boxed_func(compile_aten_graph(aten_gm, settings, kind, hook))
 
         return compile_graph
 
@@ -107,11 +130,11 @@ def tvm_wm(gm: torch.fx.GraphModule, example_inputs, mode=None, options=None):
         decompositions=decompositions(),
     )
     compiled = backend(gm, example_inputs)
-    if not settings.eager_guard:
+    if inference is None:
         return compiled
-    guard = VersusEager(compiled, gm, settings)
+    inference.compiled = compiled
 
     def run(*args):  # after the first call, the compiled graph or Dynamo's, whichever was faster
-        return guard(*args)
+        return inference(*args)
 
     return torch._dynamo.disable(run)

@@ -9,23 +9,27 @@ _INTS = (
     "graphs_compiled",
     "subgraphs_compiled",
     "subgraphs_failed",  # TVM could not lower or build them: they run in PyTorch
+    "subgraphs_wrong",  # TVM built them but its values differed from PyTorch's: PyTorch runs
     "nodes_lowered",
     "nodes_eager",
     "tasks_tuned",
     "trials_measured",
     "trials_failed",  # measured candidates that failed to build or run, discarded
     "tuning_failures",
-    "guard_kept_tvm",
-    "guard_kept_eager",
-    "guard_retimed",
-    "context_kept_tvm",  # subgraphs run in TVM after timing the whole graph (runtime/context.py)
+    "kernel_calls",  # TVM kernels run (each call of a compiled subgraph)
+    "context_kept_tvm",  # subgraphs the selection runs in TVM (select/), cached choices included
     "context_kept_eager",
-    "graphs_kept_compiled",  # inference graphs that beat eager PyTorch whole (runtime/versus_eager.py)
+    "graphs_kept_compiled",  # inference graphs whose compiled form beat Dynamo's graph in PyTorch
     "graphs_kept_eager",
     "tuned_wrong",  # tuned kernels whose values differed from PyTorch: default schedules used
     "cache_hits",
     "cache_misses",
     "cache_bypasses",
+    # the world model's per-task state (world_model/state.py): predict() extracts PerStoreFeature
+    # once per task (a miss), never per candidate
+    "wm_feature_extractions",
+    "wm_task_info_hits",
+    "wm_task_info_misses",
 )
 _counts: Counter = Counter()
 _eager_ops: Counter = Counter()

@@ -28,7 +28,8 @@ class Settings:
     cache_dir: where tuning records and kernels are kept; None disables the disk cache.
     strict: raise UnsupportedOpsError instead of leaving ops to PyTorch.
     seed: seed of the search.
-    eager_guard: time each compiled subgraph against the PyTorch ops it replaces and keep the faster.
+    eager_guard: time TVM against PyTorch, per subgraph in the model and per graph, and keep the
+        faster (select/); False runs every kernel TVM built correctly.
     runner: where candidates are measured: None (this machine) or {"rpc": {"tracker": "host:port",
         "key": "..."}}.
     """
@@ -77,8 +78,9 @@ class Settings:
         return {name: getattr(self, name) for name in ARTIFACT_FIELDS}
 
 
-# Named once: the settings that change what gets built. cache_dir, strict and runner do not.
-ARTIFACT_FIELDS = ("trials", "time_budget_s", "cost_model", "seed", "eager_guard")
+# Named once: the settings that change what gets built. cache_dir, strict, runner and eager_guard
+# (which only chooses between what was built and PyTorch) do not.
+ARTIFACT_FIELDS = ("trials", "time_budget_s", "cost_model", "seed")
 
 _TYPES: dict[str, tuple] = {
     "trials": (int,),

@@ -5,7 +5,9 @@ import functools
 import hashlib
 from pathlib import Path
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "world_model" / "weights"
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+WEIGHTS_DIR = PACKAGE_DIR / "world_model" / "weights"
+SOURCE_SUFFIXES = (".py", ".cc")
 
 
 @functools.lru_cache(maxsize=None)
@@ -14,10 +16,17 @@ def versions() -> dict:
     import tvm
     import tvm_ffi
 
-    from .. import __version__
-
     return {"torch": torch.__version__, "tvm": tvm.__version__, "tvm_ffi": tvm_ffi.__version__,
-            "torch_wm_backend": __version__, "world_model": weights_hash()}
+            "torch_wm_backend": source_hash(), "world_model": weights_hash()}
+
+
+def source_hash(directory: Path = PACKAGE_DIR) -> str:
+    """sha256 over the package's own source files: any change to the code that builds, checks or
+    chooses kernels makes new keys (a version number is not bumped for every such change)."""
+    h = hashlib.sha256()
+    for p in sorted(p for p in directory.rglob("*") if p.suffix in SOURCE_SUFFIXES and p.is_file()):
+        h.update(p.relative_to(directory).as_posix().encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def weights_hash(directory: Path = WEIGHTS_DIR) -> str:

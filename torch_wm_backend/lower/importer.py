@@ -32,9 +32,15 @@ class GraphModuleImporter(ExportedProgramImporter):
         return self.block_builder.get()
 
 
-def _is_static(gm: torch.fx.GraphModule, inputs: list) -> bool:
+def _traced_for(gm: torch.fx.GraphModule, inputs: list) -> bool:
+    """Whether the traced values in ``gm`` are static and those of these inputs (a graph Dynamo
+    reuses for new dtypes still carries the old ones, and TVM's converters read them)."""
     if not all(isinstance(x, torch.Tensor) for x in inputs):
         return False
+    placeholders = [n.meta.get("val") for n in gm.graph.nodes if n.op == "placeholder"]
+    for val, x in zip(placeholders, inputs):
+        if not isinstance(val, torch.Tensor) or val.dtype != x.dtype or tuple(val.shape) != tuple(x.shape):
+            return False
     for node in gm.graph.nodes:
         val = node.meta.get("val")
         vals = val if isinstance(val, (list, tuple)) else [val]
@@ -47,10 +53,11 @@ def _is_static(gm: torch.fx.GraphModule, inputs: list) -> bool:
 def concretize(gm: torch.fx.GraphModule, inputs: list) -> torch.fx.GraphModule:
     """The same subgraph with every shape made concrete for these inputs.
 
-    Under ``dynamic=True`` a subgraph carries symbolic sizes and SymInt inputs; we compile one kernel
-    per concrete signature, so retrace it with the real values (fake tensors, no compute).
+    Under ``dynamic=True`` a subgraph carries symbolic sizes and SymInt inputs, and a reused graph
+    may carry other dtypes; we compile one kernel per concrete signature, so retrace it with the
+    real values (fake tensors, no compute).
     """
-    if _is_static(gm, inputs):
+    if _traced_for(gm, inputs):
         return gm
     return make_fx(gm, tracing_mode="fake")(*inputs)
 

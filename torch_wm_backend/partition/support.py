@@ -34,8 +34,18 @@ def _index_put_ok(node: Node) -> bool:
     return val is not None and len(indices) == val.dim() and all(i is not None for i in indices)
 
 
+def _cat_ok(node: Node) -> bool:
+    # ATen concatenates 1-D empty tensors with tensors of any rank (GPT-2's empty key cache);
+    # TVM's concat needs equal ranks
+    tensors = node.args[0] if node.args else []
+    ranks = {t.meta["val"].dim() for t in tensors
+             if isinstance(t, Node) and isinstance(t.meta.get("val"), torch.Tensor)}
+    return len(ranks) <= 1 and len(ranks) == (1 if tensors else 0)
+
+
 # Ops TVM translates only for some arguments.
-_CONSTRAINTS = {"index_put.default": _index_put_ok, "index_put_.default": _index_put_ok}
+_CONSTRAINTS = {"index_put.default": _index_put_ok, "index_put_.default": _index_put_ok,
+                "cat.default": _cat_ok}
 
 
 @functools.lru_cache(maxsize=1)

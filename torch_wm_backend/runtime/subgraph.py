@@ -1,14 +1,12 @@
 """The module that stands in a partitioned graph where TVM runs: compiles once per input signature
-(shapes, dtypes, device), then calls the kernel or, where the eager guard chose so, PyTorch."""
+(shapes, dtypes, device), then calls the kernel or, where the selection chose so, PyTorch."""
 from __future__ import annotations
 
+import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Callable, Optional
 
 import torch
-
-from ..settings import Settings
 
 
 def signature(args) -> tuple:
@@ -36,32 +34,31 @@ def output_vals(gm: torch.fx.GraphModule) -> list:
 
 
 def call_kernel(kernel, args) -> list:
-    """What a TvmSubgraph does per call once compiled (the guard times exactly this)."""
+    """What a TvmSubgraph does per call once compiled."""
     device = kernel.device
     return kernel([a.to(device).contiguous() for a in args if isinstance(a, torch.Tensor)])
 
 
-@dataclass
-class Compiled:
-    """A subgraph for one input signature: its TVM kernel, if TVM built a correct one, and whether
-    to run it (the eager guard's choice, which the model-context step may revise)."""
-    kernel: Optional[Any]
-    use_tvm: bool
-
-
 class TvmSubgraph(torch.nn.Module):
-    def __init__(self, name: str, eager: torch.fx.GraphModule, settings: Settings, budget=None):
+    """``compile(name, eager, args)`` returns the TVM kernel for these inputs, or None where TVM
+    cannot build a correct one (then PyTorch runs). ``use_tvm`` is the selection's choice."""
+
+    def __init__(self, name: str, eager: torch.fx.GraphModule, compile: Callable):
         super().__init__()
-        self.budget = budget  # the tuning time budget shared by the subgraphs of one graph
         self.name = name
-        self.eager = eager  # the ATen subgraph it replaces: the fallback and the guard's reference
+        self.eager = eager  # the ATen subgraph it replaces: the fallback and the reference
         self._eager_forward = eager.forward  # a plain attribute: submodule lookups are slow
-        self.settings = settings
-        self._entries: dict = {}
-        self.last: Optional[Compiled] = None  # the entry of the latest call
+        self._compile = compile
+        self._kernels: dict = {}
+        self._lock = threading.Lock()
+        self.last: Optional[object] = None  # the kernel of the latest call (None: PyTorch)
+        self.use_tvm = True
         self.timings: Optional[list] = None  # when a list, each call appends its wall time
         out = next(n for n in eager.graph.nodes if n.op == "output").args[0]
         self._returns_tuple = isinstance(out, (tuple, list))
+
+    def has_kernel(self) -> bool:
+        return self.last is not None
 
     def forward(self, *args):
         if self.timings is None:
@@ -73,8 +70,7 @@ class TvmSubgraph(torch.nn.Module):
     __call__ = forward
 
     def _timed(self, args):
-        cuda = self.last is not None and self.last.kernel is not None \
-            and self.last.kernel.device.type == "cuda"
+        cuda = self.last is not None and self.last.device.type == "cuda"
         if cuda:
             torch.cuda.synchronize()
         start = time.perf_counter()
@@ -84,17 +80,21 @@ class TvmSubgraph(torch.nn.Module):
         self.timings.append(time.perf_counter() - start)
         return out
 
-    def _run(self, args):
+    def _kernel_for(self, args):
         key = signature(args)
-        entry = self._entries.get(key)
-        if entry is None:
-            from ..pipeline import compile_subgraph
+        try:
+            return self._kernels[key]
+        except KeyError:
+            with self._lock:  # compiled once, whichever thread calls first
+                if key not in self._kernels:
+                    self._kernels[key] = self._compile(self.name, self.eager, list(args))
+                return self._kernels[key]
 
-            entry = compile_subgraph(self.name, self.eager, list(args), self.settings, self.budget)
-            self._entries[key] = entry
-        if self.last is not entry:
-            self.__dict__["last"] = entry  # plain attribute: nn.Module.__setattr__ is slow
-        if not entry.use_tvm:
+    def _run(self, args):
+        kernel = self._kernel_for(args)
+        if self.last is not kernel:
+            self.__dict__["last"] = kernel  # plain attribute: nn.Module.__setattr__ is slow
+        if kernel is None or not self.use_tvm:
             return self._eager_forward(*args)
-        outs = call_kernel(entry.kernel, args)
+        outs = call_kernel(kernel, args)
         return tuple(outs) if self._returns_tuple else outs[0]

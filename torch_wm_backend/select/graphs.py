@@ -1,0 +1,181 @@
+"""The callables that carry a choice out: a partitioned ATen graph, and an inference graph whole.
+
+Each decides once, on its first call, under a lock: a model called from several threads compiles,
+tunes and times once, and the other callers wait for it. Later calls read one attribute.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable, Optional
+
+import torch
+
+from .. import counters
+from .selection import Selection
+
+log = logging.getLogger("torch_wm_backend")
+
+
+class AtenGraph:
+    """A partitioned ATen graph (forward, backward or inference).
+
+    ``subgraphs``: its TvmSubgraph modules; ``with_tvm(names)`` builds the graph that calls only
+    those and runs the other subgraphs' ops inline; ``prepare()`` runs before the first call (it
+    tunes the subgraphs' kernels together); ``on_first_call(self, args)`` after it, to choose.
+    """
+
+    def __init__(self, partitioned, original, subgraphs: list, with_tvm: Callable,
+                 prepare: Optional[Callable] = None, on_first_call: Optional[Callable] = None):
+        self.partitioned, self.original, self.subgraphs = partitioned, original, subgraphs
+        self._with_tvm, self._prepare, self._on_first_call = with_tvm, prepare, on_first_call
+        self.current = None  # what runs; None before the first call
+        self._lock = threading.Lock()
+
+    def __call__(self, *args):
+        current = self.current
+        if current is not None:
+            return current(*args)
+        with self._lock:
+            if self.current is None:
+                return self._first(args)
+        return self.current(*args)
+
+    def _first(self, args):
+        if self._prepare is not None:
+            self._prepare()
+        out = self.partitioned(*args)
+        self.current = self.partitioned
+        if self._on_first_call is not None:
+            self._on_first_call(self, list(args))
+        return out
+
+    def compiled_subgraphs(self) -> list:
+        """The subgraphs that hold a correct TVM kernel for their latest inputs."""
+        return [s for s in self.subgraphs if s.has_kernel()]
+
+    def set_modes(self, use: dict) -> None:
+        for s in self.subgraphs:
+            if s.name in use:
+                s.use_tvm = bool(use[s.name])
+
+    def keep(self, use: dict, wins: bool) -> None:
+        """Run from now on: the subgraphs ``use`` names in TVM, or the original graph."""
+        if not wins or not any(use.values()):
+            self.current = self.original
+            return
+        self.set_modes(use)
+        self.current = self._with_tvm({n for n, on in use.items() if on})
+
+    def try_modes(self, use: dict):
+        """The graph with ``use``'s subgraphs in TVM, to race (not kept)."""
+        self.set_modes(use)
+        return self._with_tvm({n for n, on in use.items() if on})
+
+
+def choose_for_training(graph: AtenGraph, args: list, selection: Selection, device, whole=False):
+    """A graph whose backward is compiled too races the original ATen graph, all in PyTorch."""
+    cached = selection.cached()
+    subs = graph.compiled_subgraphs()
+    if cached is not None:
+        choice = cached
+    else:
+        def run_mode(use):
+            graph.set_modes(use)
+            graph.partitioned(*args)
+
+        def candidate_for(use):
+            g = graph.try_modes(use)
+            return lambda: g(*args)
+
+        try:
+            choice = selection.decide(subs, run_mode, candidate_for,
+                                      lambda: graph.original(*args), device)
+        except Exception as err:  # every subgraph keeps its kernel
+            graph.set_modes({s.name: True for s in subs})
+            log.warning("tvm_wm: timing the %s failed (%s); continuing", selection.name, err)
+            return
+    graph.keep(choice.use_tvm, choice.wins)
+    Selection.count(choice, len(subs), whole)
+
+
+class InferenceGraph:
+    """An inference graph whole: after its first call, the compiled graph (its ATen graph with the
+    subgraphs chosen in TVM) or Dynamo's graph run by PyTorch (what ``backend="eager"`` runs),
+    whichever won one race. A graph that writes its inputs (a buffer's step counter) must run once
+    per call and is not raced; nor is one that builds an autograd graph."""
+
+    def __init__(self, compiled, gm: torch.fx.GraphModule, selection: Selection, device_of):
+        self.compiled, self.gm, self.selection, self.device_of = compiled, gm, selection, device_of
+        self.aten: Optional[AtenGraph] = None  # set by adopt() when the ATen graph first runs
+        self.chosen = None
+        self._lock = threading.Lock()
+
+    def adopt(self, graph: AtenGraph, args: list) -> None:
+        """The ATen graph's first call: apply a cached choice to it, or remember it to choose."""
+        self.aten = graph
+        cached = self.selection.cached()
+        if cached is not None and cached.wins:
+            graph.keep(cached.use_tvm, True)
+            Selection.count(cached, len(graph.compiled_subgraphs()), True)
+
+    def __call__(self, *args):
+        chosen = self.chosen
+        if chosen is not None:
+            return chosen(*args)
+        with self._lock:
+            if self.chosen is None:
+                return self._first(args)
+        return self.chosen(*args)
+
+    def _first(self, args):
+        if builds_autograd(self.gm, args):
+            self.chosen = self.compiled
+            return self.compiled(*args)
+        tensors = [a for a in args if isinstance(a, torch.Tensor)] + list(self.gm.buffers())
+        versions = [t._version for t in tensors]
+        out = self.compiled(*args)
+        if self.aten is None:  # nothing went to TVM: Dynamo's graph is PyTorch without detours
+            self.chosen = self.gm
+            counters.bump("graphs_kept_eager")
+            return out
+        if self.selection.cached() is not None:  # a warm start: adopt() applied it
+            self.chosen = self.compiled
+            return out
+        if versions != [t._version for t in tensors]:
+            self.chosen = self.compiled
+            return out
+        self.chosen = self._choose(list(args))
+        return out
+
+    def _choose(self, args: list):
+        graph, compiled = self.aten, self.compiled
+        subs = graph.compiled_subgraphs()
+
+        def run_mode(use):
+            graph.current = graph.partitioned
+            graph.set_modes(use)
+            compiled(*args)
+
+        def candidate_for(use):
+            graph.current = graph.try_modes(use)
+            return lambda: compiled(*args)
+
+        try:
+            choice = self.selection.decide(subs, run_mode, candidate_for, lambda: self.gm(*args),
+                                           self.device_of(args))
+        except Exception as err:  # the compiled graph stays, every kernel in TVM
+            graph.current = graph.partitioned
+            graph.set_modes({s.name: True for s in subs})
+            log.warning("tvm_wm: timing the graph against eager PyTorch failed (%s); continuing", err)
+            return compiled
+        graph.keep(choice.use_tvm, choice.wins)
+        Selection.count(choice, len(subs), True)
+        return compiled if choice.wins else self.gm
+
+
+def builds_autograd(gm: torch.fx.GraphModule, args) -> bool:
+    if not torch.is_grad_enabled():
+        return False
+    tensors = [a for a in args if isinstance(a, torch.Tensor)] + list(gm.parameters())
+    return any(t.requires_grad for t in tensors)

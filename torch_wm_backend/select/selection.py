@@ -1,0 +1,65 @@
+"""One graph's choice between TVM and PyTorch: looked up in the cache, or made once and stored.
+
+One entry per graph decision, keyed like a kernel (cache/keys.py) by the graph the user's program
+hands over: Dynamo's graph for inference (so a warm start that chose PyTorch skips aot_autograd's
+tracing altogether), each ATen graph for training. A decision made on a busy machine is used but
+not stored.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+from .. import counters
+from .choice import Choice, choose
+
+log = logging.getLogger("torch_wm_backend")
+FORMAT = "selection-1"
+
+
+class Selection:
+    def __init__(self, name: str, store, key_parts: Optional[dict], timer):
+        self.name, self.store, self.timer = name, store, timer
+        self.parts = {**key_parts, "format": FORMAT} if key_parts is not None else None
+        self._cached: Optional[Choice] = None
+        self._looked_up = False
+
+    def cached(self) -> Optional[Choice]:
+        """The stored choice (counted as a cache hit or miss), or None."""
+        if not self._looked_up:
+            self._looked_up = True
+            entry = None
+            if self.store is not None and self.parts is not None:
+                try:
+                    entry = self.store.get(self.parts)
+                except Exception as err:  # an unreadable cache: decide as if it were empty
+                    log.debug("%s: no cached choice (%s)", self.name, err)
+            if entry is not None:
+                self._cached = Choice(dict(entry.extra["use_tvm"]), bool(entry.extra["wins"]), None)
+        return self._cached
+
+    def decide(self, subgraphs, run_mode, candidate_for, reference, device) -> Choice:
+        choice = choose(subgraphs, run_mode, candidate_for, reference, device, self.timer)
+        t = choice.timing
+        if t is not None:
+            log.info("%s: %d of %d subgraphs in TVM: %.3f ms; PyTorch: %.3f ms -> %s%s", self.name,
+                     sum(choice.use_tvm.values()), len(subgraphs), t.candidate_s * 1e3,
+                     t.reference_s * 1e3, "TVM" if choice.wins else "PyTorch",
+                     " (machine busy: not cached)" if t.busy else "")
+        if self.store is not None and self.parts is not None and (t is None or not t.busy):
+            extra = {"use_tvm": choice.use_tvm, "wins": choice.wins}
+            if t is not None:
+                extra.update(candidate_ms=t.candidate_s * 1e3, reference_ms=t.reference_s * 1e3)
+            try:
+                self.store.put(self.parts, {}, extra)
+            except Exception as err:
+                log.debug("%s: the choice was not stored (%s)", self.name, err)
+        return choice
+
+    @staticmethod
+    def count(choice: Choice, subgraphs: int, whole_graph: bool) -> None:
+        kept = sum(choice.use_tvm.values()) if choice.wins else 0
+        counters.bump("context_kept_tvm", kept)
+        counters.bump("context_kept_eager", subgraphs - kept)
+        if whole_graph:
+            counters.bump("graphs_kept_compiled" if choice.wins else "graphs_kept_eager")
