@@ -1,6 +1,8 @@
 import numpy as np
 
 from torch_wm_backend.world_model import state, tokenizer
+from torch_wm_backend.world_model.tokenizer import vocab
+from torch_wm_backend.world_model.tokenizer.walk import Walk
 
 
 def _tok(ctx, cand):
@@ -47,10 +49,12 @@ def test_getters_and_samplers_emit_no_tokens_and_decisions_are_folded():
     assert tok.kinds.tolist() == [tokenizer.KIND_IDS["split"], tokenizer.KIND_IDS["annotate"],
                                   tokenizer.UNK]
     assert tok.num_unknown == 1
-    assert tok.feats[0, 2:4].tolist() == [2.0, 4.0]       # log2 of the tile factors
-    assert tok.feats[0, 17] == np.float32(np.log2(65))    # extent of the split loop
+    assert tok.feats[0, vocab.FACTORS:vocab.FACTORS + 2].tolist() == [2.0, 4.0]   # log2 factors
+    assert tok.feats[0, vocab.LOOP_EXTENT] == np.float32(np.log2(65))   # the split loop's extent
     assert tok.attrs[1] == tokenizer.ATTR_IDS["meta_schedule.unroll_explicit"]
-    assert tok.feats[1, 9] == np.float32(np.log2(65))     # the categorical *value*, 64
+    assert tok.feats[1, vocab.ANN_VALUE] == np.float32(np.log2(65))    # the categorical *value*, 64
+    # the slots' positions are the shipped weights' input layout
+    assert (vocab.FACTORS, vocab.LOOP_EXTENT, vocab.ANN_VALUE, vocab.EXTENT_KNOWN) == (2, 17, 9, 23)
 
 
 def test_tokenize_many_equals_one_by_one_and_shares_passes(cpu_task, cuda_task):
@@ -66,7 +70,7 @@ def test_tokenize_many_equals_one_by_one_and_shares_passes(cpu_task, cuda_task):
             want = tokenizer.tokenize(text, info.blocks)
             assert np.array_equal(got.kinds, want.kinds) and np.array_equal(got.attrs, want.attrs)
             assert np.array_equal(got.inst_index, want.inst_index)
-            np.testing.assert_allclose(got.feats, want.feats, rtol=1e-6, atol=1e-6)
+            assert np.array_equal(got.feats, want.feats)
     assert shared, "no two traces shared a structure: the batched pass was not exercised"
 
 
@@ -97,8 +101,8 @@ def test_structures_are_walked_as_a_prefix_tree(cpu_task, monkeypatch):
     info = state.task_info(ctx.mod, ctx.target)
     texts = [str(c.sch.trace) for c in cands]
     steps = []
-    real = tokenizer._Walk.step
-    monkeypatch.setattr(tokenizer._Walk, "step", lambda self, inst: steps.append(1) or real(self, inst))
+    real = Walk.step
+    monkeypatch.setattr(Walk, "step", lambda self, inst: steps.append(1) or real(self, inst))
     many = tokenizer.tokenize_many(texts, info.blocks)
     structures = {re.sub(r"decision=(\[[^\]]*\]|-?\d+)", "", t): t for t in texts}
     lines = sum(len(tokenizer.parse_trace_text(t)) for t in structures.values())
@@ -114,3 +118,26 @@ def test_records_that_do_not_match_the_text_are_reported():
     # a scalar where the text has a list of two: None, the caller tokenizes those traces' texts
     assert tokenizer.tokenize_structures([text, text], [np.array([[2, 8, 8]]), np.array([[0, 3]])]) \
         [1] is None
+
+
+def test_feature_slots_name_each_feature_once():
+    slots = {name: getattr(vocab, name) for name in (
+        "POSTPROC", "POSITION", "NUM_FACTORS", "FACTOR_MISSING", "ANN_VALUE", "ANN_FRACTION",
+        "AT_ROOT", "AT_INLINE", "AT_LOOP", "LITERAL", "LOOP_POSITION", "NEST_DEPTH", "LOOP_EXTENT",
+        "LOOP_REDUCE", "BLOCK_ORDER", "BLOCK_REDUCTION", "NUM_LOOPS", "LOOPS_EXTENT", "EXTENT_KNOWN")}
+    factors = list(range(vocab.FACTORS, vocab.FACTORS + vocab.MAX_FACTORS))
+    assert sorted([*slots.values(), *factors]) == list(range(vocab.NUM_FEATS))
+
+
+def test_a_decision_the_records_cannot_hold_is_read_from_the_text():
+    text = "\n".join([
+        '  b0 = sch.get_sblock(name="dense", func_name="main")',
+        "  l1, l2 = sch.get_loops(block=b0)",
+        "  v3, v4 = sch.sample_perfect_tile(loop=l1, n=2, max_innermost_factor=64, decision=[None, 16])",
+        "  l5, l6 = sch.split(loop=l1, factors=[v3, v4], preserve_unit_iters=True)",
+    ])
+    info = {"dense": {"extents": [64, 128], "reduce": [0.0, 0.0], "is_reduction": False}}
+    (tok,) = tokenizer.tokenize_many([text], info)
+    # the unknown factor is inferred from the loop's extent: 64 / 16
+    assert tok.feats[0, vocab.FACTORS:vocab.FACTORS + 2].tolist() == [2.0, 4.0]
+    assert tok.feats[0, vocab.FACTOR_MISSING] == 1.0
