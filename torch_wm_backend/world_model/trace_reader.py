@@ -11,6 +11,8 @@ and the caller prints every trace (the same tokens, slower).
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 _SOURCE = Path(__file__).with_name("trace_reader.cc")
-_MODULE: list = []   # [] not tried yet; [None] unavailable; [module]
+_disabled = [0]   # nesting depth of disabled()
 
 
 @dataclass
@@ -33,21 +35,35 @@ class ReadTraces:
         return self.decisions[self.offsets[i]:self.offsets[i + 1]]
 
 
-def _module():
-    if not _MODULE:
-        if os.environ.get("TVM_WM_TRACE_READER", "1") == "0":
-            _MODULE.append(None)
-            return None
-        try:
-            from tvm_ffi.cpp import load_inline
+@functools.lru_cache(maxsize=None)
+def _load():
+    """The compiled reader, or None (tried once per process)."""
+    if os.environ.get("TVM_WM_TRACE_READER", "1") == "0":
+        return None
+    try:
+        from tvm_ffi.cpp import load_inline
 
-            _MODULE.append(load_inline("wm_trace_reader", cpp_sources=_SOURCE.read_text(),
-                                       functions=["read_traces"]))
-        except Exception as err:  # no compiler, or headers that do not match: print instead
-            log.warning("world model: the C++ trace reader is unavailable (%s); printing every "
-                        "trace instead (slower predict, same scores)", str(err).splitlines()[0])
-            _MODULE.append(None)
-    return _MODULE[0]
+        return load_inline("wm_trace_reader", cpp_sources=_SOURCE.read_text(),
+                           functions=["read_traces"])
+    except Exception as err:  # no compiler, or headers that do not match: print instead
+        log.warning("world model: the C++ trace reader is unavailable (%s); printing every "
+                    "trace instead (slower predict, same scores)", str(err).splitlines()[0])
+        return None
+
+
+def _module():
+    return None if _disabled[0] else _load()
+
+
+@contextlib.contextmanager
+def disabled():
+    """Within: ``read`` returns None, as without a compiler (tests and benchmarks of the printing
+    path)."""
+    _disabled[0] += 1
+    try:
+        yield
+    finally:
+        _disabled[0] -= 1
 
 
 def available() -> bool:
