@@ -18,6 +18,7 @@ from tvm import te
 from tvm.s_tir import Schedule
 from tvm.s_tir import meta_schedule as ms
 
+import torch_wm_backend
 from torch_wm_backend.world_model import (WorldModelCostModel, create_cost_model, state, tokenizer,
                                          trace_reader)
 from torch_wm_backend.world_model.network import Ensemble
@@ -55,7 +56,7 @@ def main() -> None:
     one = WorldModelCostModel(wm.net.members[0] if members > 1 else wm.net)
     for model in (wm, one):
         model.predict(ctx, cands[:8])                 # task state cached, as after the first batch
-    extractions = state.COUNTERS["feature_extractions"]
+    extractions = torch_wm_backend.stats()["wm_feature_extractions"]
     info = state.task_info(mod, target)
 
     # The machine is shared: alternate the evaluators, take each one's fastest of --repeat runs.
@@ -69,17 +70,16 @@ def main() -> None:
 
     def cold(model):
         model._token_cache.clear()  # every candidate tokenized anew, as XGB's side is replayed
-        tokenizer._PARSED.clear()   # anew, and no line parsed in an earlier repeat
+        tokenizer.clear_cache()     # anew, and no line parsed in an earlier repeat
         return model
 
-    reader = trace_reader._MODULE[:]
     for _ in range(args.repeat):
         timed("wm_predict", lambda: cold(wm).predict(ctx, cands))
         timed("wm_one_member_predict", lambda: cold(one).predict(ctx, cands))
-        trace_reader._MODULE[:] = [None]      # the same without the C++ reader: print every trace
-        timed("wm_one_member_predict_printing_all", lambda: cold(one).predict(ctx, cands))
-        trace_reader._MODULE[:] = reader
-        assert state.COUNTERS["feature_extractions"] == extractions, "wm extracted per candidate"
+        with trace_reader.disabled():      # the same without the C++ reader: print every trace
+            timed("wm_one_member_predict_printing_all", lambda: cold(one).predict(ctx, cands))
+        assert torch_wm_backend.stats()["wm_feature_extractions"] == extractions, \
+            "wm extracted per candidate"
         # the steps of one predict, one by one
         cold(wm)
         traces = [c.sch.trace for c in cands]

@@ -4,6 +4,7 @@ import torch
 import tvm
 from tvm.s_tir import meta_schedule as ms
 
+import torch_wm_backend
 from torch_wm_backend.world_model import WorldModelCostModel, create_cost_model, state
 
 
@@ -95,7 +96,9 @@ def test_predict_runs_no_per_candidate_feature_extraction(cpu_task, monkeypatch)
     model.predict(ctx, cands)
     model.predict(ctx, cands)
     assert calls == [1], "one extraction of the unscheduled program per task, none per candidate"
-    assert state.COUNTERS["task_info_hits"] >= 1
+    counts = torch_wm_backend.stats()
+    assert counts["wm_feature_extractions"] == 1 and counts["wm_task_info_misses"] == 1
+    assert counts["wm_task_info_hits"] >= 1
 
 
 def test_each_distinct_trace_is_tokenized_once(cpu_task, monkeypatch):
@@ -176,3 +179,21 @@ def test_target_cuda_without_a_gpu_is_a_one_line_error():
 
     with pytest.raises(TvmWmError, match="cuda:sm_90"):
         parse_target("cuda")
+
+
+def test_tuning_leaves_the_users_rng_stream_alone(cpu_task):
+    """Building, scoring with and fine-tuning the cost model draws from its own seed: a user's
+    training loop gets the same dropout stream whether or not the backend tuned meanwhile."""
+    ctx, cands = cpu_task
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    model = WorldModelCostModel(seed=5, online_steps=2)
+    scores = model.predict(ctx, cands)
+    model.update(ctx, cands[:8], [_Result(float(c)) for c in range(1, 9)])
+    assert torch.equal(torch.random.get_rng_state(), before)
+    # still deterministic for a seed
+    np.testing.assert_array_equal(WorldModelCostModel(seed=5).predict(ctx, cands), scores)
+    assert not np.array_equal(WorldModelCostModel(seed=6).predict(ctx, cands), scores)
+    tuned = WorldModelCostModel(seed=5, online_steps=2)
+    tuned.update(ctx, cands[:8], [_Result(float(c)) for c in range(1, 9)])
+    np.testing.assert_array_equal(tuned.predict(ctx, cands), model.predict(ctx, cands))

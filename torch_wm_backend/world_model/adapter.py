@@ -41,6 +41,16 @@ def _one_thread():
         torch.set_num_threads(threads)
 
 
+@contextlib.contextmanager
+def seeded(seed: int):
+    """Draws within come from ``seed`` (the CPU generator: the network lives on the CPU); the
+    caller's RNG state, CPU and CUDA, is unchanged afterwards. Tuning runs inside the user's program:
+    reseeding its generator would change the dropout stream of its own training."""
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(seed)   # torch.manual_seed would seed CUDA too
+        yield
+
+
 def weights_file(kind: str = "llvm") -> Path:
     """The shipped weights for a target kind (``target.kind.name``): wm.pt for CPUs (llvm),
     wm_<kind>.pt for others."""
@@ -99,8 +109,10 @@ class WorldModelCostModel(PyCostModel):
     def __init__(self, net: WorldModel | None = None, *, online_steps: int = 30, lr: float = 1e-3,
                  seed: int = 0):
         super().__init__()
-        torch.manual_seed(seed)
-        self.net = net if net is not None else WorldModel(default_config())
+        if net is None:
+            with seeded(seed):
+                net = WorldModel(default_config())
+        self.net = net
         self.net.eval()
         self.online_steps = online_steps
         self.lr = lr
@@ -191,8 +203,7 @@ class WorldModelCostModel(PyCostModel):
         st = torch.from_numpy(info.state)[None]
         opt = torch.optim.Adam(self.net.parameters(), lr=self.lr)
         # tuning runs inside the user's program: under its no_grad, and beside its RNG stream
-        with torch.enable_grad(), torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
+        with torch.enable_grad(), seeded(self.seed):
             self.net.train()
             loss = torch.zeros(())
             for _ in range(steps if steps is not None else self.online_steps):

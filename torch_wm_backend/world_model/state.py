@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import counters
+
 PSF_DIM = 164
 POOLED_DIM = 2 * PSF_DIM + 1          # mean, max, log #stores
 _OPS = ("conv", "matmul", "dense", "pool", "softmax", "norm", "mean", "sum", "max", "exp",
@@ -19,10 +21,6 @@ _OPS = ("conv", "matmul", "dense", "pool", "softmax", "norm", "mean", "sum", "ma
 _DTYPES = ("float32", "float16", "bfloat16", "int")
 MISC_DIM = 8 + len(_OPS) + len(_DTYPES)
 STATE_DIM = POOLED_DIM + MISC_DIM
-
-# Counted so tests can prove predict() never extracts features per candidate.
-COUNTERS = {"feature_extractions": 0, "task_info_hits": 0, "task_info_misses": 0}
-
 
 @dataclass(frozen=True)
 class TaskInfo:
@@ -45,7 +43,7 @@ def extract_pooled(sch, target) -> np.ndarray:
     """Pooled PerStoreFeature of a (possibly partially) scheduled program."""
     from tvm.s_tir import meta_schedule as ms
 
-    COUNTERS["feature_extractions"] += 1
+    counters.bump("wm_feature_extractions")
     ctx = ms.TuneContext(mod=sch.mod, target=target, num_threads=1)
     cand = ms.MeasureCandidate(sch, [])
     feats = ms.feature_extractor.PerStoreFeature().extract_from(ctx, [cand])[0].numpy()
@@ -145,9 +143,9 @@ def task_info(mod, target) -> TaskInfo:
     with _LOCK:
         hit = _CACHE.get(key)
     if hit is not None:
-        COUNTERS["task_info_hits"] += 1
+        counters.bump("wm_task_info_hits")
         return hit
-    COUNTERS["task_info_misses"] += 1
+    counters.bump("wm_task_info_misses")
     blocks = block_nests(func)
     pooled = extract_pooled(Schedule(tvm.IRModule({"main": func})), target)
     info = TaskInfo(key, np.concatenate([pooled, _misc(func, blocks)]).astype(np.float32), blocks)

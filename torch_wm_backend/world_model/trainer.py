@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from . import dataset
-from .adapter import WEIGHTS_FILE, default_config, save_weights, weights_file
+from .adapter import WEIGHTS_FILE, default_config, save_weights, seeded, weights_file
 from .network import Ensemble, WorldModel, collate, pairwise_rank_loss
 
 log = logging.getLogger(__name__)
@@ -81,8 +81,12 @@ def _dyn_batch(net, trs):
 def _train_one(groups, val, trans, hw, hw_np, steps, lr, dyn_weight, seed, save) -> tuple:
     """One network from one seed; the state with the best validation pairwise accuracy is kept
     (and saved through ``save`` whenever it improves, so an interruption loses little)."""
-    torch.manual_seed(seed)
-    random.seed(seed)
+    with seeded(seed):
+        return _fit(groups, val, trans, hw, hw_np, steps, lr, dyn_weight, seed, save)
+
+
+def _fit(groups, val, trans, hw, hw_np, steps, lr, dyn_weight, seed, save) -> tuple:
+    rng = random.Random(seed)
     net = WorldModel(default_config())
     _fit_norm(net, groups, trans, hw_np)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
@@ -91,9 +95,9 @@ def _train_one(groups, val, trans, hw, hw_np, steps, lr, dyn_weight, seed, save)
     for step in range(steps):
         net.train()
         opt.zero_grad()
-        loss = _rank_batch(net, random.sample(groups, min(8, len(groups))), hw)
+        loss = _rank_batch(net, rng.sample(groups, min(8, len(groups))), hw)
         if trans and dyn_weight > 0:
-            loss = loss + dyn_weight * _dyn_batch(net, random.sample(trans, min(16, len(trans))))
+            loss = loss + dyn_weight * _dyn_batch(net, rng.sample(trans, min(16, len(trans))))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
