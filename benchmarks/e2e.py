@@ -114,9 +114,9 @@ def cmd_time(args):
                     fn(x)
                 if variant.startswith("tvm_wm"):
                     s = torch_wm_backend.stats()
-                    kept[variant] = {k: s[k] for k in ("subgraphs_compiled", "guard_kept_tvm",
-                                                       "context_kept_tvm", "context_kept_eager",
-                                                       "graphs_kept_compiled", "graphs_kept_eager")}
+                    kept[variant] = {k: s[k] for k in ("subgraphs_compiled", "context_kept_tvm",
+                                                       "context_kept_eager", "graphs_kept_compiled",
+                                                       "graphs_kept_eager", "kernel_calls")}
         samples = {v: [] for v in fns}
         for _ in range(args.rounds):  # interleaved rounds: drift hits every variant alike
             for variant, fn in fns.items():
@@ -154,30 +154,26 @@ def write_markdown(out):
         return f"×{math.exp(sum(map(math.log, ups)) / len(ups)):.2f} ({len(ups)} models)"
 
     lines.append("| geomean speedup | | " + " | ".join(geomean(v) for v in variants) + " |")
-    lines += ["", "What each tvm_wm variant runs. Subgraphs in TVM after the guard timed them alone and in "
-              "the model's context (runtime/context.py; 0: the unpartitioned ATen graph, all in PyTorch); "
-              "then the whole graph raced eager PyTorch (runtime/versus_eager.py): *eager* means Dynamo's "
-              "graph runs in PyTorch and no TVM kernel runs. On a warm start with a cached choice of eager "
-              "the compiled graph is not even loaded (counts 0).", "",
-              "| model / variant | compiled | kept by the per-subgraph guard | kept in context | graph run |",
-              "|---|---|---|---|---|"]
+    lines += ["", "What each tvm_wm variant runs: subgraphs compiled, and those the selection (select/) "
+              "kept in TVM after timing them in the model and racing the graph against Dynamo's graph "
+              "in PyTorch: *eager* means Dynamo's graph runs in PyTorch and no TVM kernel runs. On a warm "
+              "start with a cached choice of eager the compiled graph is not even loaded (counts 0).", "",
+              "| model / variant | compiled | kept in TVM | graph run |",
+              "|---|---|---|---|"]
     for name, r in out["models"].items():
         for v, row in r["variants"].items():
             if "subgraphs" in row:
                 k = row["subgraphs"]
                 run = ("eager" if k.get("graphs_kept_eager") else
                        "compiled" if k.get("graphs_kept_compiled") else "-")
-                lines.append(f"| {name}/{v} | {k['subgraphs_compiled']} | {k['guard_kept_tvm']} | "
-                             f"{k['context_kept_tvm']} | {run} |")
+                lines.append(f"| {name}/{v} | {k['subgraphs_compiled']} | {k['context_kept_tvm']} | {run} |")
     if out["tuning"]:
-        lines += ["", "Tuning runs (the guard columns are from the tuning process, before the guard timed in "
-                  "context and outside aot_autograd's first-call dispatch mode):", "",
-                  "| model / variant | tuning + compile wall time (s) | tasks | trials | guard kept TVM / eager |",
-                  "|---|---|---|---|---|"]
+        lines += ["", "Tuning runs:", "",
+                  "| model / variant | tuning + compile wall time (s) | tasks | trials |",
+                  "|---|---|---|---|"]
         for key, t in out["tuning"].items():
             s = t["stats"]
-            lines.append(f"| {key} | {t['tune_s']:.0f} | {s['tasks_tuned']} | {s['trials_measured']} | "
-                         f"{s['guard_kept_tvm']} / {s['guard_kept_eager']} |")
+            lines.append(f"| {key} | {t['tune_s']:.0f} | {s['tasks_tuned']} | {s['trials_measured']} |")
     with open(os.path.join(RESULTS, "e2e.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
 

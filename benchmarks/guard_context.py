@@ -1,7 +1,7 @@
 """What the eager guard must see, measured on MobileNetV2 (batch 1, CPU, untuned kernels):
 
 1. PyTorch's ops timed during the graph's first call, inside aot_autograd's dispatch mode, and
-   outside it (guard.outside_tracing) — the bias the guard had until stop 11.
+   outside it (select.race.quiet_timing) — timed inside, PyTorch looks slower than it is.
 2. What partitioning costs: the ATen graph unpartitioned vs partitioned with every subgraph in
    PyTorch (each a call), beside eager, interleaved.
 
@@ -33,39 +33,40 @@ def main() -> None:
     import torch_wm_backend  # noqa: F401  registers the backend
     from eval_models import MODELS
     from machine import describe
-    from torch_wm_backend.runtime import context
-    from torch_wm_backend.runtime.guard import outside_tracing
+    from torch_wm_backend.select import InferenceGraph
+    from torch_wm_backend.select.race import quiet_timing
 
     torch.manual_seed(0)
     build, make_input = MODELS["mobilenet_v2"]
     model, x = build().eval(), make_input()
     seen = {}
-    real_choose = context.choose
+    real_adopt = InferenceGraph.adopt
 
-    def spy(graph, subgraphs, args, device, reference, graph_for, **kw):
-        with torch.no_grad():  # inside the first call: the dispatch mode is active here
+    def spy(self, graph, args):  # the ATen graph's first call: the dispatch mode is active here
+        reference = graph.original
+        with torch.no_grad():
             for _ in range(3):
                 reference(*args)
             seen["inside_mode"] = _best_and_median(lambda: reference(*args), 20)
-            with outside_tracing():
+            with quiet_timing():
                 seen["outside_mode"] = _best_and_median(lambda: reference(*args), 20)
-        seen.update(graph=graph, subgraphs=subgraphs, args=args, reference=reference)
-        return real_choose(graph, subgraphs, args, device, reference, graph_for, **kw)
+        seen.update(graph=graph, args=args)
+        return real_adopt(self, graph, args)
 
-    context.choose = spy
+    InferenceGraph.adopt = spy
     compiled = torch.compile(copy.deepcopy(model), backend="tvm_wm",
                              options={"trials": 0, "cache_dir": None})
     with torch.no_grad():
         compiled(x)
-    context.choose = real_choose
-    subs, args = seen["subgraphs"], seen["args"]
-    use = {s.name: s.last.use_tvm for s in subs if s.last is not None and s.last.kernel is not None}
+    InferenceGraph.adopt = real_adopt
+    graph, args = seen["graph"], seen["args"]
+    subs = graph.compiled_subgraphs()
 
     def partitioned_all_pytorch():
-        context.apply(subs, {n: False for n in use})
-        seen["graph"](*args)
+        graph.set_modes({s.name: False for s in subs})
+        graph.partitioned(*args)
 
-    fns = {"eager": lambda: model(x), "unpartitioned ATen graph": lambda: seen["reference"](*args),
+    fns = {"eager": lambda: model(x), "unpartitioned ATen graph": lambda: graph.original(*args),
            "partitioned, all in PyTorch": partitioned_all_pytorch}
     samples = {k: [] for k in fns}
     with torch.no_grad():
@@ -76,7 +77,6 @@ def main() -> None:
                 start = time.perf_counter()
                 fn()
                 samples[k].append((time.perf_counter() - start) * 1e3)
-    context.apply(subs, use)
     med = {k: sorted(v)[len(v) // 2] for k, v in samples.items()}
     p10 = {k: sorted(v)[len(v) // 10] for k, v in samples.items()}
     out = {"machine": describe(), "model": "mobilenet_v2", "subgraphs": len(subs),
@@ -92,7 +92,7 @@ def main() -> None:
              "The unpartitioned ATen graph timed inside the graph's first call, best / median of 20, ms:", "",
              "| where | best | median |", "|---|---|---|",
              f"| inside aot_autograd's first-call dispatch mode | {inside[0]:.2f} | {inside[1]:.2f} |",
-             f"| outside it (`guard.outside_tracing`) | {outside[0]:.2f} | {outside[1]:.2f} |", "",
+             f"| outside it (`select.race.quiet_timing`) | {outside[0]:.2f} | {outside[1]:.2f} |", "",
              "## 2. What partitioning costs (steady state, 40 interleaved rounds), ms", "",
              "| variant | median | p10 | ×eager (median) |", "|---|---|---|---|"]
     for k in fns:

@@ -8,6 +8,8 @@ def describe() -> dict:
     import torch
     import tvm
 
+    from torch_wm_backend import threads
+
     cpu = platform.processor()
     try:
         with open("/proc/cpuinfo") as f:
@@ -21,4 +23,7 @@ def describe() -> dict:
         "torch": torch.__version__,
         "tvm": tvm.__version__,
         "python": platform.python_version(),
+        # the threads each side computed with: TVM's pool follows PyTorch's (torch_wm_backend.threads)
+        "torch_threads": torch.get_num_threads(),
+        "tvm_threads": threads.sync(),
     }

@@ -1,0 +1,54 @@
+"""The race on the wall clock: it tells faster from slower, and notices a busy machine."""
+import subprocess
+import sys
+import time
+
+import torch
+
+import torch_wm_backend
+from torch_wm_backend.select import Timer, race
+
+CPU = torch.device("cpu")
+
+
+def spin(seconds):
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def test_the_faster_side_wins_and_the_slower_loses():
+    timer = Timer(rounds=3, round_s=0.01)
+    fast, slow = (lambda: spin(2e-4)), (lambda: spin(1e-3))
+    assert race(fast, slow, CPU, timer).candidate_wins
+    assert not race(slow, fast, CPU, timer).candidate_wins
+
+
+def test_a_busy_machine_is_noticed():
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        time.sleep(0.5)
+        x = torch.randn(64, 64)
+        timing = Timer(rounds=5, round_s=0.05).compare(lambda: x @ x, lambda: x @ x, CPU)
+    finally:
+        for p in burners:
+            p.kill()
+    assert timing.busy
+
+
+def test_kernels_slower_than_pytorch_give_way_on_the_wall_clock(monkeypatch):
+    # every TVM kernel made 10 ms slower: the production policy, timed for real, keeps PyTorch
+    from torch_wm_backend.runtime import Kernel
+
+    real_call = Kernel.__call__
+    monkeypatch.setattr(Kernel, "__call__", lambda self, t: spin(0.01) or real_call(self, t))
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8)).eval()
+    x = torch.randn(2, 8)
+    compiled = torch.compile(model, backend="tvm_wm", options={"trials": 0, "cache_dir": None})
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), model(x))
+        before = torch_wm_backend.stats()["kernel_calls"]
+        torch.testing.assert_close(compiled(x), model(x))
+    stats = torch_wm_backend.stats()
+    assert stats["kernel_calls"] == before  # Dynamo's graph runs, no kernel
+    assert stats["graphs_kept_eager"] == 1 and stats["context_kept_tvm"] == 0
