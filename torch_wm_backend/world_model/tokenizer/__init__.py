@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .parse import (DECISION, Inst, Misread, Ref, clear_cache, decision_records, keyed_insts,
-                    parse_trace_text, record_of)
+                    parse_trace_text, parsed_lines, record_of)
 from .vocab import (ATTR_IDS, ATTRS, GETTERS, KIND_IDS, KINDS, NO_ATTR, NUM_ATTRS, NUM_FEATS,
                     NUM_KINDS, PAD, SAMPLERS, UNK, UNK_ATTR, TokenizedTrace)
 from .walk import Walk
@@ -31,7 +31,7 @@ __all__ = [
 def tokenize(text: str, blocks_info: dict | None = None) -> TokenizedTrace:
     """Tokenize the printed trace ``text``. ``blocks_info`` (from state.task_info) gives the loop
     extents of the unscheduled blocks; without it loop extents are unknown but tokens still form."""
-    seq = keyed_insts(text)
+    seq = [(None, parsed) for _, parsed in parsed_lines(text)]   # one structure: no keys
     record = record_of([parsed for _, parsed in seq])[None]
     return _walk_tree([seq], [record], record, np.array([0, 1]), blocks_info)[0][0]
 

@@ -139,7 +139,7 @@ def clear_cache() -> None:
     _PARSED.clear()
 
 
-def _lines(text: str):
+def parsed_lines(text: str):
     """(line, parsed line) for each instruction of ``text``."""
     if len(_PARSED) > _PARSED_MAX:
         _PARSED.clear()
@@ -153,14 +153,14 @@ def _lines(text: str):
 
 def parse_trace_text(text: str) -> list[Inst]:
     """The trace's instructions."""
-    return [Inst(*parsed, i) for i, (_, parsed) in enumerate(_lines(text))]
+    return [Inst(*parsed, i) for i, (_, parsed) in enumerate(parsed_lines(text))]
 
 
 def keyed_insts(text: str) -> list:
     """(line without its decision values, parsed line) for each instruction of ``text``: traces
     of one structure have the same keys."""
     out = []
-    for line, parsed in _lines(text):
+    for line, parsed in parsed_lines(text):
         key = DECISION.sub("decision=", line) if "decision=" in line else line
         out.append((key, parsed))
     return out

@@ -3,7 +3,8 @@
 The walk keeps the blocks and loops the instructions name (loop nests, extents, reduction flags)
 and turns each scheduling instruction into one token. Decisions come from a table of decision
 records, one row per trace, as numpy vectors over *all* the table's rows: a feature that depends
-on a decision becomes a vector, written into each trace's tokens at the end.
+on a decision becomes a vector, written into each trace's tokens at the end. A table of one row
+gives Python ints instead (the same values: float32 features of log2 agree bit for bit).
 """
 from __future__ import annotations
 
@@ -136,6 +137,7 @@ class Walk:
     def __init__(self, blocks_info: dict | None, table: np.ndarray, rows: np.ndarray):
         self.st = _State(blocks_info or {})
         self.table, self.rows, self.pos = table, rows, 0
+        self.vectors = len(table) > 1   # decisions as vectors over the table's rows
         self.kinds, self.attrs, self.feats, self.where = [], [], [], []
         self.varying = []    # (token, slot, vector over the table's rows)
         self.postproc, self.unknown = 0.0, 0
@@ -146,9 +148,15 @@ class Walk:
             return d
         w = len(d) if isinstance(d, list) else 0
         at = self.pos
-        if at + 1 + max(w, 1) > self.table.shape[1] or (self.table[self.rows, at] != w).any():
+        if at + 1 + max(w, 1) > self.table.shape[1]:
             raise Misread
         self.pos = at + 1 + max(w, 1)
+        if not self.vectors:   # one trace: Python ints, cheaper than vectors of one
+            if self.table[0, at] != w:
+                raise Misread
+            return int(self.table[0, at + 1]) if w == 0 else self.table[0, at + 1:at + 1 + w].tolist()
+        if (self.table[self.rows, at] != w).any():
+            raise Misread
         # Other walks' rows hold other decisions here: their values are computed on, never read.
         return self.table[:, at + 1] if w == 0 else self.table[:, at + 1:at + 1 + w]
 
@@ -156,7 +164,7 @@ class Walk:
         """A copy for the traces ``local`` (positions among this walk's rows)."""
         new = Walk.__new__(Walk)
         new.st = self.st.copy()
-        new.table, new.rows, new.pos = self.table, self.rows[local], self.pos
+        new.table, new.rows, new.pos, new.vectors = self.table, self.rows[local], self.pos, self.vectors
         new.kinds, new.attrs, new.feats, new.where = (list(self.kinds), list(self.attrs),
                                                       list(self.feats), list(self.where))
         new.varying = list(self.varying)
@@ -210,12 +218,15 @@ class Walk:
 
     def _categorical(self, inst: Inst) -> None:
         cands, d = inst.kwargs.get("candidates") or [], self.decision(inst.kwargs)
-        if isinstance(d, np.ndarray) and inst.outs and cands:
+        if not inst.outs or not cands:
+            return
+        if isinstance(d, np.ndarray):
             self.st.vals[inst.outs[0]] = np.asarray(cands)[np.clip(d, 0, len(cands) - 1)]
-            self.st.cat_frac[inst.outs[0]] = d / max(len(cands) - 1, 1)
-        elif inst.outs and d is not None and 0 <= d < len(cands):   # a decision not in the records
-            self.st.vals[inst.outs[0]] = cands[d]
-            self.st.cat_frac[inst.outs[0]] = d / max(len(cands) - 1, 1)
+        elif isinstance(d, int) and not isinstance(d, bool):
+            self.st.vals[inst.outs[0]] = cands[min(max(d, 0), len(cands) - 1)]
+        else:   # no decision
+            return
+        self.st.cat_frac[inst.outs[0]] = d / max(len(cands) - 1, 1)
 
     def _location(self, inst: Inst) -> None:
         d = self.decision(inst.kwargs)
@@ -252,7 +263,7 @@ class Walk:
         attr = handler(self, inst, f, loop_refs)
         self.kinds.append(kid)
         self.attrs.append(NO_ATTR if attr is None else attr)
-        if np.ndarray in map(type, f):   # slots that depend on decisions: one value per trace
+        if self.vectors and np.ndarray in map(type, f):   # slots that depend on decisions
             for j, x in enumerate(f):
                 if isinstance(x, np.ndarray):
                     self.varying.append((len(self.feats), j, x))
