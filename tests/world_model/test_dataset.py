@@ -37,3 +37,24 @@ def test_training_losses_backpropagate():
     loss = trainer._rank_batch(net, [g], hw) + trainer._dyn_batch(net, [tr])
     loss.backward()
     assert torch.isfinite(loss) and net.t_out.weight.grad.abs().sum() > 0
+
+
+def test_training_is_seeded_apart_from_the_global_rngs():
+    import random
+
+    rng = np.random.default_rng(0)
+    cfg = default_config()
+    groups = []
+    for _ in range(3):
+        g = _group(rng.random(6) + 0.1)
+        g.tokens = [_tokens(rng, int(rng.integers(3, 9))) for _ in range(6)]
+        groups.append(g)
+    hw_np = np.zeros(cfg.hw_dim, np.float32)
+    torch.manual_seed(7)
+    random.seed(7)
+    before = torch.random.get_rng_state(), random.getstate()
+    nets = [trainer._train_one(groups, [], [], torch.from_numpy(hw_np)[None], hw_np, 4, 1e-3, 0.0, 3,
+                               lambda net: None)[0] for _ in range(2)]
+    assert torch.equal(torch.random.get_rng_state(), before[0]) and random.getstate() == before[1]
+    a, b = (n.state_dict() for n in nets)
+    assert all(torch.equal(a[k], b[k]) for k in a), "one seed, one network"
