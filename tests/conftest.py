@@ -25,5 +25,5 @@ def fresh_tuning_memory():
     from torch_wm_backend.tune import tasks
 
     store_for.cache_clear()
-    getattr(tasks, "_SEARCHED", {}).clear()
+    tasks._IN_MEMORY.clear()
     yield

@@ -279,10 +279,120 @@ def test_value_check_catches_a_slightly_wrong_kernel():
 def test_progress_redraws_only_when_trials_were_measured(capsys):
     from torch_wm_backend.tune.progress import Progress
 
-    bar = Progress(total=4, names=["fused_matmul_add"], deadline=None, desc="tuning")
+    bar = Progress(total=4, names=["fused_matmul_add"], spent=None, desc="tuning")
     capsys.readouterr()
     for _ in range(50):  # rounds where the scheduler measured nothing for a spent design space
         bar._inst.apply(None, 0, [], [], [])  # the Python method, as the scheduler calls it
     assert capsys.readouterr().err == ""
     assert bar.measured == 0
     bar.close()
+
+
+def _relax_module(op: str, shapes: list):
+    """A one-kernel Relax module: ``relax.op.<op>`` of float32 inputs of these shapes."""
+    import operator
+
+    from tvm import relax
+
+    bb = relax.BlockBuilder()
+    args = [relax.Var(f"x{i}", relax.TensorType(shape, "float32")) for i, shape in enumerate(shapes)]
+    with bb.function("main", args):
+        with bb.dataflow():
+            out = bb.emit_output(operator.attrgetter(op)(relax.op)(*args))
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+def _measured() -> int:
+    return torch_wm_backend.stats()["trials_measured"]
+
+
+def _cut_after_first_trial(how: str):
+    """A time budget whose clock, once a trial was measured, says the budget is spent, or raises
+    as Ctrl-C or a crashed search would."""
+    from torch_wm_backend.tune import Budget
+
+    def clock() -> float:
+        if _measured() and how == "ctrl-c":
+            raise KeyboardInterrupt
+        if _measured() and how == "crash":
+            raise RuntimeError("injected failure")
+        return float(_measured())  # one second per measured trial: the budget is spent at the first
+
+    return Budget(1.0, clock=clock)
+
+
+@pytest.mark.parametrize("how", ["time budget", "ctrl-c", "crash"])
+def test_a_search_cut_short_resumes_with_the_trials_it_lacks(monkeypatch, how):
+    from tvm.s_tir import meta_schedule as ms
+
+    from torch_wm_backend.lower import target_for
+    from torch_wm_backend.settings import Settings
+    from torch_wm_backend.tune import tasks
+
+    monkeypatch.setattr(tuner, "per_round", lambda trials: 1)  # a search of several rounds
+    settings = Settings(trials=3, time_budget_s=None, cost_model="random", cache_dir=None)
+    target, database = target_for(torch.device("cpu")), ms.database.MemoryDatabase()
+    mod = _relax_module("matmul", [(16, 16), (16, 16)])
+    [task], _ = tasks.merged([mod], target)
+
+    tuner.tune([mod], target, settings, database, _cut_after_first_trial(how))
+    assert _measured() == 1 and tasks.measured([task], database) == [1]
+    tuner.tune([mod], target, settings, database)  # searched again: 2 more trials, not 3
+    assert _measured() == 3 and tasks.measured([task], database) == [3]
+    tuner.tune([mod], target, settings, database)  # finished: not searched again
+    assert _measured() == 3 and torch_wm_backend.stats()["tasks_tuned"] == 2
+
+
+def test_a_space_smaller_than_the_budget_is_searched_once(tmp_path):
+    # relu of 4 values has one candidate: its search ends by itself after it, short of 8 trials,
+    # and must not start again in every subgraph or process
+    from torch_wm_backend.cache import records
+    from torch_wm_backend.lower import target_for
+    from torch_wm_backend.settings import Settings
+
+    settings = Settings(trials=8, time_budget_s=None, cost_model="random", cache_dir=None)
+    target = target_for(torch.device("cpu"))
+    mod = _relax_module("nn.relu", [(4,)])
+    folder = str(records.records_dir(tmp_path, target))
+    tuner.tune([mod], target, settings, records.open_records(tmp_path, target), records_dir=folder)
+    assert 0 < _measured() < 8
+    assert len(records.read_finished(folder)) == 1
+    first = _measured()
+    tuner.tune([mod], target, settings, records.open_records(tmp_path, target), records_dir=folder)
+    assert _measured() == first and torch_wm_backend.stats()["tasks_tuned"] == 1
+
+
+def test_runner_workers_run_tvm_on_as_many_threads_as_pytorch(monkeypatch):
+    # a worker that inherited a stale count (here 1) still agrees: the runner's initializer sets it
+    from torch_wm_backend.settings import Settings
+
+    monkeypatch.setenv("TVM_NUM_THREADS", "1")
+    runner = tuner.make_runner(Settings(cache_dir=None))
+
+    def tvm_threads():
+        import tvm
+
+        return int(tvm.get_global_func("runtime.NumThreads")())
+
+    try:
+        assert runner.pool.submit(tvm_threads).result() == torch.get_num_threads()
+    finally:
+        runner.pool.shutdown()
+
+
+def test_tvm_threads_of_a_new_thread_follow_pytorch():
+    # TVM sizes a thread's pool when that thread first runs a kernel: test in a fresh thread
+    import threading
+
+    from torch_wm_backend import threads
+    from torch_wm_backend.settings import user_tvm_threads
+
+    if user_tvm_threads():
+        pytest.skip("TVM_NUM_THREADS was set by the user: TVM follows it, not PyTorch")
+    threads.sync()
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append(threads.tvm_pool_threads()))
+    worker.start()
+    worker.join()
+    assert seen == [torch.get_num_threads()]

@@ -5,6 +5,10 @@ line per workload; ``database_tuning_record.json``: one ``[workload_index, recor
 measured candidate), so TVM's tools read them directly. ``JSONDatabase`` appends a line on each
 commit; two processes tuning the same target must hold ``records_lock(root, target)`` around their
 commits (or the whole tuning run), or lines may interleave.
+
+Beside them, ``finished_tasks.txt`` names the tasks whose search finished (tune/tasks.py), one
+``hash target trials`` line each, so no process searches them again. (The ``searched.txt`` of
+earlier versions also named searches cut short, and is no longer read.)
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ log = logging.getLogger("torch_wm_backend")
 _OPEN: dict = {}  # records dir -> (file stamps when opened, JSONDatabase)
 WORKLOADS = "database_workload.json"
 TUNING_RECORDS = "database_tuning_record.json"
+FINISHED = "finished_tasks.txt"
 _RECORD = re.compile(r"^\[\s*(\d+)\s*,(.*)\]$")
 
 
@@ -101,6 +106,16 @@ def drop_partial_line(path: Path) -> bool:
     return True
 
 
+def read_finished(path) -> list:
+    """The lines of ``path``'s finished-tasks file (none if it has none)."""
+    return _lines(Path(path) / FINISHED)
+
+
+def append_finished(path, lines: list) -> None:
+    """Add lines to ``path``'s finished-tasks file; callers hold ``records_lock``."""
+    _append(Path(path) / FINISHED, lines)
+
+
 def count_records(path: Path) -> int:
     try:
         return sum(1 for line in open(path / TUNING_RECORDS) if line.strip())
@@ -109,8 +124,9 @@ def count_records(path: Path) -> int:
 
 
 def merge_records(src: Path, dst: Path) -> int:
-    """Append the workloads and records of database ``src`` missing from ``dst``; returns how many
-    records were added. Record lines are copied verbatim, only their workload index is remapped."""
+    """Append the workloads, records and finished-task marks of database ``src`` missing from
+    ``dst``; returns how many records were added. Record lines are copied verbatim, only their
+    workload index is remapped."""
     dst.mkdir(mode=0o700, parents=True, exist_ok=True)
     with filelock.FileLock(str(dst / "commit.lock")):
         dst_wl = _lines(dst / WORKLOADS)
@@ -130,6 +146,9 @@ def merge_records(src: Path, dst: Path) -> int:
                 new_rec.append(f"[{remap[i]},{rest}]")
         _append(dst / WORKLOADS, new_wl)
         _append(dst / TUNING_RECORDS, new_rec)
+        have_finished = set(read_finished(dst))
+        _append(dst / FINISHED, [line for line in dict.fromkeys(read_finished(src))
+                                 if line not in have_finished])
         if (src / "target.txt").exists() and not (dst / "target.txt").exists():
             (dst / "target.txt").write_text((src / "target.txt").read_text())
     return len(new_rec)

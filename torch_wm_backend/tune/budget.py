@@ -2,22 +2,25 @@
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 
 class Budget:
-    """One wall-clock budget shared by every subgraph of a graph; the clock starts at first use."""
+    """One wall-clock budget shared by every subgraph of a graph; the clock starts at first use.
+    ``clock`` (seconds, monotonic) is injectable: a test can spend the budget when it chooses."""
 
-    def __init__(self, seconds: float | None):
+    def __init__(self, seconds: float | None, clock: Callable[[], float] = time.monotonic):
         self.seconds = seconds
+        self.clock = clock
         self.start = None
 
     def deadline(self) -> float | None:
         if self.seconds is None:
             return None
         if self.start is None:
-            self.start = time.monotonic()
+            self.start = self.clock()
         return self.start + self.seconds
 
     def spent(self) -> bool:
         deadline = self.deadline()
-        return deadline is not None and time.monotonic() >= deadline
+        return deadline is not None and self.clock() >= deadline

@@ -1,8 +1,8 @@
-"""What a user sees while tuning: a progress bar with ETA, a deadline, and a table at the end."""
+"""What a user sees while tuning: a progress bar with ETA, the time budget, and a table at the end."""
 from __future__ import annotations
 
 import logging
-import time
+from typing import Callable
 
 from tqdm.auto import tqdm
 from tvm.s_tir import meta_schedule as ms
@@ -15,15 +15,21 @@ log = logging.getLogger("torch_wm_backend")
 
 @derived_object
 class Progress(ms.measure_callback.PyMeasureCallback):
-    """Counts measured trials, moves the bar, and ends every task once the deadline passes."""
+    """Counts measured trials, moves the bar, and ends every task once the time budget is spent
+    (``spent``, e.g. ``Budget.spent``), remembering which ones it cut short."""
 
-    def __init__(self, total: int, names: list, deadline: float | None, desc: str):
+    def __init__(self, total: int, names: list, spent: Callable[[], bool] | None, desc: str):
         super().__init__()
         self.names = names
-        self.deadline = deadline
+        self.spent = spent
         self.measured = 0
+        self.stopped = set()  # ids of the tasks the budget ended before their search did
         self.best = {}  # task id -> best seconds
         self.bar = tqdm(total=total, desc=desc, unit="trial", leave=False, dynamic_ncols=True)
+
+    def start(self, names: list) -> None:
+        """A new search begins, over these tasks (the task ids it reports index them)."""
+        self.names, self.stopped, self.best = names, set(), {}
 
     def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results):
         n = len(measure_candidates)
@@ -40,9 +46,11 @@ class Progress(ms.measure_callback.PyMeasureCallback):
             # redrawing for those filled CI logs with hundreds of identical lines
             self.bar.set_postfix_str(self.names[task_id][:40], refresh=False)
             self.bar.update(n)
-        if self.deadline is not None and time.monotonic() > self.deadline:
-            for i in range(len(self.names)):
-                task_scheduler.terminate_task(i)
+        if self.spent is not None and self.spent():
+            for i, task in enumerate(task_scheduler.tasks_):
+                if not task.is_terminated:  # terminating one twice fails MetaSchedule's check
+                    task_scheduler.terminate_task(i)
+                    self.stopped.add(i)
 
     def close(self):
         self.bar.close()

@@ -2,13 +2,12 @@
 database keys the tuner writes are the ones the build reads."""
 from __future__ import annotations
 
-import os
-
 import tvm
 import tvm_ffi
 from tvm import relax
 from tvm.s_tir import meta_schedule as ms
 
+from ..cache import records
 from .defaults import is_default
 
 
@@ -46,59 +45,73 @@ def merged(mods: list, target) -> tuple[list, list]:
     return tasks, weights
 
 
-# Per database (its folder, or the in-memory object): "hash target trials" of searched tasks.
-_SEARCHED: dict = {}
-SEARCHED = "searched.txt"  # beside an on-disk records database: the same, for every process
+# Tasks whose search finished, as "hash target trials": MetaSchedule's search ended by itself,
+# having measured its trials or exhausted a space smaller than them (which a rerun would not fill).
+# A search cut short (Ctrl-C, a crash, the time budget) is not marked: it resumes. An on-disk
+# database keeps its marks in a file beside it (cache/records.py), for every process; an in-memory
+# one's are here, each entry holding its database: an id is unique only while its object lives, and
+# TVM's objects take neither weak references nor attributes.
+_IN_MEMORY: dict = {}  # id(database) -> (database, {"hash target": trials})
 
 
-def _mark(task, trials: int) -> str:
-    return f"{tvm_ffi.structural_hash(task.dispatched[0]):x} {task.target} {trials}"
+def _key(task) -> str:
+    return f"{tvm_ffi.structural_hash(task.dispatched[0]):x} {task.target}"
 
 
-def _searched(database, records_dir) -> set:
-    return _SEARCHED.setdefault(records_dir or ("memory", id(database)), set())
-
-
-def mark_tuned(tasks: list, trials: int, database, records_dir=None) -> None:
-    """Remember that these tasks were searched with this budget — a space smaller than the budget
-    never fills it, and must not be searched again by every subgraph or process."""
-    marks = [_mark(t, trials) for t in tasks]
-    _searched(database, records_dir).update(marks)
+def _marks(database, records_dir) -> dict:
     if records_dir is not None:
-        with open(os.path.join(records_dir, SEARCHED), "a") as f:
-            f.write("".join(m + "\n" for m in marks))
+        marks = {}
+        for line in records.read_finished(records_dir):
+            key, _, trials = line.rpartition(" ")
+            if trials.isdigit():
+                marks[key] = max(marks.get(key, 0), int(trials))
+        return marks
+    held = _IN_MEMORY.get(id(database))
+    if held is None or held[0] is not database:
+        held = _IN_MEMORY[id(database)] = (database, {})
+    return held[1]
 
 
-def _load_marks(database, records_dir) -> set:
-    marks = _searched(database, records_dir)
-    path = os.path.join(records_dir, SEARCHED) if records_dir is not None else None
-    if path and os.path.exists(path):
-        with open(path) as f:
-            marks.update(line.strip() for line in f)
-    return marks
+def mark_finished(tasks: list, trials: int, database, records_dir=None) -> None:
+    """Remember that the search of these tasks, with a budget of ``trials``, ended by itself."""
+    if records_dir is not None:
+        records.append_finished(records_dir, [f"{_key(t)} {trials}" for t in tasks])
+        return
+    marks = _marks(database, None)
+    for task in tasks:
+        marks[_key(task)] = max(marks.get(_key(task), 0), trials)
 
 
-def untuned(tasks: list, database, trials: int, records_dir=None) -> list:
-    """Indices of the tasks the database does not already hold ``trials`` measured records for —
-    tuned in another subgraph, another model or another process (deduplicated by structural hash)."""
-    marks = _load_marks(database, records_dir)
-    todo, records = [], None
-    for i, task in enumerate(tasks):
+def measured(tasks: list, database) -> list:
+    """Measured candidates per task in ``database``. Failed ones count: they were measured, and a
+    rerun would fail them again; the default kernel's record does not: it is not a search trial."""
+    counts, every = [], None
+    for task in tasks:
         func = task.dispatched[0]
-        if task.mod.attrs is not None and task.mod.attrs.get("tirx.is_scheduled", False):
-            continue  # scheduled already (a library kernel): nothing to search
-        if _mark(task, trials) in marks:
-            continue  # searched already; its space may hold fewer valid candidates than trials
-        if database.has_workload(func):
-            workload = database.commit_workload(func)
-            records = database.get_all_tuning_records() if records is None else records
-            # failed candidates count too: they were measured, and a rerun would fail them again;
-            # the default kernel's record does not: it is not one of the search's trials
-            if sum(1 for r in records
-                   if r.workload.same_as(workload) and not is_default(r)) >= trials:
-                continue
-        todo.append(i)
-    return todo
+        if not database.has_workload(func):
+            counts.append(0)
+            continue
+        workload = database.commit_workload(func)
+        every = database.get_all_tuning_records() if every is None else every
+        counts.append(sum(1 for r in every if r.workload.same_as(workload) and not is_default(r)))
+    return counts
+
+
+def untuned(tasks: list, database, trials: int, records_dir=None) -> dict:
+    """{index: trials still missing} of the tasks to search: those whose search has neither
+    finished with this budget (or a larger one) nor left ``trials`` measured records — in another
+    subgraph, model or process (deduplicated by structural hash). A search cut short resumes with
+    the trials it lacks."""
+    marks = _marks(database, records_dir)
+    searchable = [i for i, task in enumerate(tasks)
+             if not _scheduled(task) and marks.get(_key(task), 0) < trials]
+    counts = measured([tasks[i] for i in searchable], database)
+    return {i: trials - n for i, n in zip(searchable, counts) if n < trials}
+
+
+def _scheduled(task) -> bool:
+    """Scheduled already (a library kernel): nothing to search."""
+    return task.mod.attrs is not None and bool(task.mod.attrs.get("tirx.is_scheduled", False))
 
 
 def flops(task) -> float:

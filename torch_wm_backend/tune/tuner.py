@@ -2,6 +2,9 @@
 
 Faults never reach the user: a candidate that fails to build or run is discarded by MetaSchedule; a
 task whose search fails keeps its default schedule; Ctrl-C keeps the records measured so far.
+A task counts as searched only once its search ended by itself (its trials measured, or its space
+exhausted); one cut short by Ctrl-C, a crash or the time budget resumes on the next call with the
+trials it still lacks.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import tempfile
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.utils import fork_seed
 
-from .. import counters
+from .. import counters, threads
 from ..lower.target import _cpu_cores
 from ..settings import Settings
 from . import cost_models, defaults, progress, tasks as task_lib
@@ -62,11 +65,25 @@ def make_builder(num_cores: int):
     return PersistentBuilder(max_workers=num_cores, timeout_sec=BUILD_TIMEOUT_S)
 
 
+def worker_threads(n: int):
+    """A pool initializer that makes its worker's TVM kernels run on ``n`` threads, as this
+    process's do (threads.py): a worker inherits TVM_NUM_THREADS when it starts, but one started
+    before the count changed would not agree. A closure, so cloudpickle sends it by value and the
+    worker need not import this package."""
+    def initialize():
+        import os
+
+        os.environ["TVM_NUM_THREADS"] = str(n)
+
+    return initialize
+
+
 def make_runner(settings: Settings):
     evaluator = ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=50,
                                           enable_cpu_cache_flush=False)
     if settings.runner is None:
-        return ms.runner.LocalRunner(timeout_sec=RUN_TIMEOUT_S, evaluator_config=evaluator)
+        return ms.runner.LocalRunner(timeout_sec=RUN_TIMEOUT_S, evaluator_config=evaluator,
+                                     initializer=worker_threads(threads.count()))
     rpc = settings.runner["rpc"]
     host, _, port = rpc["tracker"].rpartition(":")
     config = ms.runner.RPCConfig(tracker_host=host, tracker_port=int(port), tracker_key=rpc["key"],
@@ -77,40 +94,35 @@ def make_runner(settings: Settings):
 
 def tune(mods: list, target, settings: Settings, database, budget: Budget | None = None,
          name: str = "", records_dir=None):
-    """Measure up to ``settings.trials`` candidates per task of ``mods`` not yet in ``database``
-    (nor marked searched in ``records_dir``, the on-disk database's folder, if any)."""
+    """Measure up to ``settings.trials`` candidates per task of ``mods``, less those ``database``
+    holds already, for the tasks whose search has not finished (``records_dir``: the on-disk
+    database's folder, if any, where finished searches are marked for every process)."""
+    threads.sync()  # before any builder or runner pool: their workers inherit the thread count
     budget = budget or Budget(settings.time_budget_s)
     if budget.spent():
         log.info("%s: time budget spent; default schedules for untuned kernels", name)
         return database
     all_tasks, all_weights = task_lib.merged(mods, target)
-    picked = task_lib.untuned(all_tasks, database, settings.trials, records_dir)
-    if not picked:
+    missing = task_lib.untuned(all_tasks, database, settings.trials, records_dir)
+    if not missing:
         return database
+    picked = list(missing)
     todo = [all_tasks[i] for i in picked]
+    weights = [all_weights[i] for i in picked]
     num_cores = _cpu_cores()
     work_dir = tempfile.mkdtemp(prefix="tvm_wm_tune_")
-    contexts, weights = _contexts(todo, [all_weights[i] for i in picked], settings, num_cores)
-    names = [t.task_name for t in todo]
-    bar = progress.Progress(settings.trials * len(todo), names, budget.deadline(),
+    bar = progress.Progress(sum(missing.values()), [], budget.spent,
                             desc=f"tuning {name or 'subgraph'} ({len(todo)} tasks)")
     counters.bump("tasks_tuned", len(todo))
-    builder = make_builder(num_cores)
+    builder, runner = make_builder(num_cores), make_runner(settings)
+    finished = []  # tasks whose search ended by itself
     try:
-        ms.tune_tasks(
-            tasks=contexts,
-            task_weights=weights,
-            work_dir=work_dir,
-            max_trials_global=settings.trials * len(todo),
-            max_trials_per_task=settings.trials,
-            num_trials_per_iter=per_round(settings.trials),
-            builder=builder,
-            runner=make_runner(settings),
-            database=database,
-            cost_model=cost_models.create(settings.cost_model, target, num_cores),
-            measure_callbacks=[*ms.MeasureCallback.create("default"), bar],
-            task_scheduler="gradient",
-        )
+        cost_model = cost_models.create(settings.cost_model, target, num_cores)
+        for trials, group in _by_missing([missing[i] for i in picked]):
+            if budget.spent():
+                break
+            _search([todo[j] for j in group], [weights[j] for j in group], trials, settings,
+                    num_cores, work_dir, builder, runner, database, cost_model, bar, finished)
     except KeyboardInterrupt:
         log.warning("%s: tuning interrupted; keeping the %d trials measured so far", name, bar.measured)
     except Exception as err:  # the search failed: the kernels keep their default schedules
@@ -121,19 +133,57 @@ def tune(mods: list, target, settings: Settings, database, budget: Budget | None
     finally:
         bar.close()
     try:
-        _defaults(todo, database, settings, name, builder)
+        _defaults(todo, database, name, builder, runner)
     finally:
         builder.shutdown()
         shutil.rmtree(work_dir, ignore_errors=True)
-    task_lib.mark_tuned(todo, settings.trials, database, records_dir)
+    task_lib.mark_finished(finished, settings.trials, database, records_dir)
     _log_table(todo, weights, database, bar)
     return database
 
 
-def _defaults(tasks, database, settings: Settings, name: str, builder) -> None:
+def _by_missing(missing: list) -> list:
+    """(trials, positions) of the tasks missing as many trials, most first: MetaSchedule gives every
+    task of one search the same budget, so tasks resuming with different counts are searched apart
+    (a first search is one group)."""
+    groups: dict = {}
+    for j, n in enumerate(missing):
+        groups.setdefault(n, []).append(j)
+    return sorted(groups.items(), reverse=True)
+
+
+def _search(tasks, weights, trials, settings, num_cores, work_dir, builder, runner, database,
+            cost_model, bar, finished: list) -> None:
+    """One MetaSchedule search of ``trials`` more candidates per task; adds to ``finished`` the
+    tasks whose search ended by itself, not ended by the budget (``bar.stopped``) — nor, if it
+    raises (Ctrl-C, a crash), still running then."""
+    contexts, weights = _contexts(tasks, weights, settings, num_cores)
+    scheduler = ms.TaskScheduler.create("gradient")
+    bar.start([t.task_name for t in tasks])
+    try:
+        ms.tune_tasks(
+            tasks=contexts,
+            task_weights=weights,
+            work_dir=work_dir,
+            max_trials_global=trials * len(tasks),
+            max_trials_per_task=trials,
+            num_trials_per_iter=per_round(settings.trials),
+            builder=builder,
+            runner=runner,
+            database=database,
+            cost_model=cost_model,
+            measure_callbacks=[*ms.MeasureCallback.create("default"), bar],
+            task_scheduler=scheduler,
+        )
+    finally:
+        finished += [tasks[i] for i, record in enumerate(scheduler.tasks_)
+                     if record.is_terminated and i not in bar.stopped]
+
+
+def _defaults(tasks, database, name: str, builder, runner) -> None:
     """The default kernels compete too: a search that found nothing better keeps them."""
     try:
-        defaults.measure_defaults(tasks, database, builder, make_runner(settings))
+        defaults.measure_defaults(tasks, database, builder, runner)
     except KeyboardInterrupt:
         log.warning("%s: interrupted while measuring default kernels", name)
     except Exception as err:
