@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import torch_wm_backend
+from torch_wm_backend import threads
 
 pytestmark = pytest.mark.slow
 KEY = "tvm-wm-test"
@@ -37,6 +38,11 @@ def _wait_for_servers(port: int, count: int, timeout: float = 60.0) -> None:
     raise TimeoutError("RPC servers did not register with the tracker")
 
 
+def _server_env() -> dict:
+    """The servers' TVM runs kernels on as many threads as this process's (threads.py)."""
+    return {**os.environ, "TVM_NUM_THREADS": str(threads.sync())}
+
+
 @pytest.fixture
 def tracker():
     port = _free_port()
@@ -51,7 +57,8 @@ def tracker():
             [sys.executable, "-m", "tvm.exec.rpc_server", "--host", "127.0.0.1",
              "--port", str(server_port), "--port-end", str(server_port + 1),
              "--tracker", f"127.0.0.1:{port}", "--key", KEY],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            env=_server_env()))
     try:
         _wait_for_servers(port, 2)
         yield f"127.0.0.1:{port}"
@@ -74,3 +81,11 @@ def test_rpc_runner_measures_on_loopback_servers(tracker):
     stats = torch_wm_backend.stats()
     assert stats["trials_measured"] > 0
     assert stats["trials_failed"] < stats["trials_measured"]  # real measurements came back
+
+
+def test_rpc_servers_run_tvm_on_as_many_threads_as_pytorch(tracker):
+    from tvm import rpc
+
+    host, _, port = tracker.rpartition(":")
+    remote = rpc.connect_tracker(host, int(port)).request(KEY, priority=1, session_timeout=60)
+    assert int(remote.get_function("runtime.NumThreads")()) == threads.count()

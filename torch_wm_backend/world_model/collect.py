@@ -244,11 +244,15 @@ def run(args) -> int:
     zoo = load_zoo(args.zoo)
     held_out = eval_hashes(zoo, out, target)
     nets = args.networks or _interleave(list(zoo.EVAL), list(zoo.TRAIN))
-    from ..tune.tuner import make_builder
+    from .. import threads
+    from ..tune.tuner import make_builder, worker_threads
 
+    # before the pools start: their workers measure with TVM on as many threads as PyTorch uses
+    n_threads = threads.sync()
     builder = make_builder(cores)  # keeps its workers: MetaSchedule's restarts them per batch
     runner = ms.runner.LocalRunner(timeout_sec=20, evaluator_config=ms.runner.EvaluatorConfig(
-        number=3, repeat=1, min_repeat_ms=0, enable_cpu_cache_flush=False))
+        number=3, repeat=1, min_repeat_ms=0, enable_cpu_cache_flush=False),
+        initializer=worker_threads(n_threads))
     try:
         seen: set = set()
         t0 = time.time()
