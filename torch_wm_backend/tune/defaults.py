@@ -1,10 +1,11 @@
-"""Measure each task's default (unscheduled) kernel once and record it beside the searched ones.
+"""Measure each task's default kernel once and record it beside the searched ones.
 
 The database's best record is what gets built; the default kernel was never among the candidates,
 so a search that found nothing better still replaced it. Measured on MobileNetV2's fused depthwise
 convolution at 112x112 (CPU, 64 trials per task; benchmarks/results/default_vs_tuned.md): default
-kernel 0.47 ms, best searched candidate 0.88 ms (xgb) and 0.93 ms (wm). Recorded with an empty
-trace, the default competes like any candidate, but is not one of the search's trials.
+kernel 0.47 ms, best searched candidate 0.88 ms (xgb) and 0.93 ms (wm). The default is what a build
+without a record uses (build/cpu_default.py: parallel, vectorized); its trace samples nothing, so
+it competes like any candidate but is not one of the search's trials.
 CPU targets only: on CUDA an unscheduled kernel has no thread binding and cannot be built.
 """
 from __future__ import annotations
@@ -18,8 +19,19 @@ log = logging.getLogger("torch_wm_backend")
 
 
 def is_default(record) -> bool:
-    """Whether a tuning record is a default kernel's (empty trace), not a searched candidate's."""
-    return len(record.trace.insts) == 0
+    """Whether a tuning record is a default kernel's (a trace that sampled nothing), not a
+    searched candidate's."""
+    return len(record.trace.decisions) == 0
+
+
+def _default(mod, target) -> Schedule:
+    from ..build.cpu_default import default_schedule
+
+    try:
+        sch = default_schedule(mod, target)
+    except Exception:  # the rules do not apply: the loop nest as written
+        sch = None
+    return sch if sch is not None else Schedule(mod)
 
 
 def _has_default(database, workload) -> bool:
@@ -36,7 +48,7 @@ def measure_defaults(tasks: list, database, builder, runner) -> int:
         mod = task.dispatched[0]
         workload = database.commit_workload(mod)
         if not _has_default(database, workload):
-            todo.append((task, mod, workload, Schedule(mod)))
+            todo.append((task, mod, workload, _default(mod, task.target)))
     if not todo:
         return 0
     built = builder.build([ms.builder.BuilderInput(sch.mod, task.target) for task, _, _, sch in todo])
