@@ -13,6 +13,7 @@ from .decompositions import decompositions
 from .errors import UnsupportedOpsError
 from .lower import target_for
 from .partition import eager_op_names, inline, partition
+from .partition.partitioner import views_to_reshapes
 from .pipeline import compile_subgraph, pretune_graph
 from .runtime import TvmSubgraph
 from .runtime.subgraph import device_of
@@ -52,6 +53,10 @@ def compile_aten_graph(gm: torch.fx.GraphModule, settings: Settings, kind: str, 
         return parts.graph_module
     targets = {m.name: target for target, m in zip(eager, modules)}
     graph = parts.graph_module
+    whole = None
+    if kind == "inference" and settings.eager_guard and len(modules) > 1 and not eager_op_names(original):
+        whole = TvmSubgraph(f"{kind}/whole", _copy(original), compile)  # one module, one VM call
+        views_to_reshapes(whole.eager)
 
     def with_tvm(names: set):  # only these subgraphs called, the others' ops inline
         return inline(graph, {t for n, t in targets.items() if n not in names},
@@ -60,12 +65,13 @@ def compile_aten_graph(gm: torch.fx.GraphModule, settings: Settings, kind: str, 
     def prepare():
         if settings.trials > 0:
             try:
-                pretune_graph(eager, settings, budget, f"{kind} graph")
+                pretune_graph({**eager, **({"whole": whole.eager} if whole else {})}, settings,
+                              budget, f"{kind} graph")
             except Exception as err:  # each subgraph still tunes or falls back on its first call
                 log.warning("tvm_wm: tuning the %s graph failed (%s); continuing", kind, err)
 
     return AtenGraph(graph, original, modules, with_tvm, prepare,
-                     on_first_call if settings.eager_guard else None)
+                     on_first_call if settings.eager_guard else None, whole)
 
 
 def _copy(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:

@@ -35,14 +35,24 @@ def test_the_margin_rule():
     assert Timing(1.0, 1.0 + 2 * MARGIN).candidate_wins is True
 
 
-def test_a_graph_that_wins_its_race_runs_tvm_kernels():
+def test_the_whole_graph_as_one_module_is_raced_first():
     timer = FakeTimer(default_win=True)
+    model, x = two_layers(), torch.randn(2, 8)
+    ran = calls_twice(compile_with(model, timer), model, x)
+    stats = torch_wm_backend.stats()
+    assert ran == 1 and stats["subgraphs_failed"] == 0  # one kernel: the whole graph
+    assert stats["graphs_kept_compiled"] == 1 and stats["context_kept_tvm"] == 2
+    assert timer.compared == [True, True]  # two races in a row, one decision
+
+
+def test_where_the_whole_module_loses_the_subgraphs_race():
+    timer = FakeTimer(wins=[False], default_win=True)
     model, x = two_layers(), torch.randn(2, 8)
     ran = calls_twice(compile_with(model, timer), model, x)
     stats = torch_wm_backend.stats()
     assert ran == 2 and stats["subgraphs_failed"] == 0  # both subgraphs ran in TVM
     assert stats["graphs_kept_compiled"] == 1 and stats["context_kept_tvm"] == 2
-    assert timer.compared == [True, True]  # two races in a row, one decision
+    assert timer.compared == [False, True, True]
 
 
 def test_a_graph_that_loses_runs_dynamos_graph_and_no_kernel():
@@ -51,13 +61,14 @@ def test_a_graph_that_loses_runs_dynamos_graph_and_no_kernel():
     ran = calls_twice(compile_with(model, timer), model, x)
     stats = torch_wm_backend.stats()
     assert ran == 0 and stats["graphs_kept_eager"] == 1 and stats["context_kept_tvm"] == 0
-    # all 2 winners raced, then the best 1: each lost its first race
-    assert timer.compared == [False, False]
+    # the whole module, then all 2 winners, then the best 1: each lost its first race
+    assert timer.compared == [False, False, False]
 
 
 def test_a_subgraph_slower_in_place_is_left_to_pytorch():
     model, x = two_layers(), torch.randn(2, 8)
-    timer = FakeTimer(gains=lambda position: 1e-3 if position == 0 else -1e-3, default_win=True)
+    timer = FakeTimer(gains=lambda position: 1e-3 if position == 0 else -1e-3, wins=[False],
+                      default_win=True)
     ran = calls_twice(compile_with(model, timer), model, x)
     stats = torch_wm_backend.stats()
     assert len(timer.names) == 2
@@ -67,9 +78,9 @@ def test_a_subgraph_slower_in_place_is_left_to_pytorch():
 def test_halving_races_the_best_half_when_all_winners_lose():
     model = torch.nn.Sequential(*[m for _ in range(4) for m in (torch.nn.Linear(8, 8), torch.nn.ReLU())]).eval()
     x = torch.randn(2, 8)
-    timer = FakeTimer(wins=[False, False, True, True])  # 4 lose, 2 lose, 1 wins twice
+    timer = FakeTimer(wins=[False, False, False, True, True])  # whole, 4, 2 lose; 1 wins twice
     ran = calls_twice(compile_with(model, timer), model, x)
-    assert timer.compared == [False, False, True, True]
+    assert timer.compared == [False, False, False, True, True]
     assert ran == 1 and torch_wm_backend.stats()["context_kept_tvm"] == 1
 
 
@@ -84,7 +95,7 @@ def test_the_choice_is_cached_and_a_warm_start_counts_its_hit(tmp_path):
     ran = calls_twice(compile_with(model, again, cache_dir=str(tmp_path)), model, x)
     warm = torch_wm_backend.stats()
     assert again.compared == [] and again.in_place_calls == 0  # applied without timing
-    assert ran == 2 and warm["graphs_kept_compiled"] == 1
+    assert ran == 1 and warm["graphs_kept_compiled"] == 1  # the whole graph, as chosen
     assert warm["cache_hits"] == cold["cache_misses"] and warm["cache_misses"] == 0
 
 

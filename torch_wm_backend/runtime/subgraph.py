@@ -60,6 +60,12 @@ class TvmSubgraph(torch.nn.Module):
     def has_kernel(self) -> bool:
         return self.last is not None
 
+    def compile_for(self, args) -> bool:
+        """Compile for these inputs now (not on a call); whether TVM built a correct kernel."""
+        kernel = self._kernel_for(tuple(args))
+        self.__dict__["last"] = kernel
+        return kernel is not None
+
     def forward(self, *args):
         if self.timings is None:
             return self._run(args)

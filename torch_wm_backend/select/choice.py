@@ -25,14 +25,23 @@ class Choice:
     use_tvm: dict               # subgraph name -> run it in TVM (when ``wins``)
     wins: bool                  # a candidate beat the reference: run it, else the reference
     timing: Optional[Timing]    # its last race; None when there was nothing to race
+    whole: bool = False         # the winner is the whole graph as one module
 
 
 def choose(subgraphs: list, run_mode: Callable, candidate_for: Callable, reference: Callable,
-           device: torch.device, timer, budget_s: float = 1.0) -> Choice:
+           device: torch.device, timer, whole: Optional[str] = None,
+           budget_s: float = 1.0) -> Choice:
     """``subgraphs``: those with a TVM kernel (``.name``, ``.timings``); ``run_mode(use)`` runs the
     whole graph with ``use[name]`` choosing each one's side; ``candidate_for(use)`` returns the
     callable that runs the graph so (subgraphs left to PyTorch inlined); ``reference()`` runs what
-    runs otherwise. All are called on the same inputs again and again: graphs must be functional."""
+    runs otherwise. All are called on the same inputs again and again: graphs must be functional.
+    ``whole``: the name of one module holding the whole graph (one VM call, TVM's memory planning,
+    no Python between kernels), raced first; ``candidate_for({whole: True})`` runs it."""
+    if whole is not None:
+        use = {whole: True}
+        timing = race(candidate_for(use), reference, device, timer)
+        if timing.candidate_wins:
+            return Choice(use, True, timing, whole=True)
     all_eager = {s.name: False for s in subgraphs}
     if not subgraphs:  # nothing runs in TVM: partitioning only adds calls
         return Choice(all_eager, False, None)

@@ -26,8 +26,10 @@ class AtenGraph:
     """
 
     def __init__(self, partitioned, original, subgraphs: list, with_tvm: Callable,
-                 prepare: Optional[Callable] = None, on_first_call: Optional[Callable] = None):
+                 prepare: Optional[Callable] = None, on_first_call: Optional[Callable] = None,
+                 whole=None):
         self.partitioned, self.original, self.subgraphs = partitioned, original, subgraphs
+        self.whole = whole  # the whole graph as one TvmSubgraph (inference, every op lowered)
         self._with_tvm, self._prepare, self._on_first_call = with_tvm, prepare, on_first_call
         self.current = None  # what runs; None before the first call
         self._lock = threading.Lock()
@@ -61,14 +63,12 @@ class AtenGraph:
 
     def keep(self, use: dict, wins: bool) -> None:
         """Run from now on: the subgraphs ``use`` names in TVM, or the original graph."""
-        if not wins or not any(use.values()):
-            self.current = self.original
-            return
-        self.set_modes(use)
-        self.current = self._with_tvm({n for n, on in use.items() if on})
+        self.current = self.try_modes(use) if wins and any(use.values()) else self.original
 
     def try_modes(self, use: dict):
-        """The graph with ``use``'s subgraphs in TVM, to race (not kept)."""
+        """The graph with ``use``'s subgraphs in TVM (or the whole graph, if it names it)."""
+        if self.whole is not None and use.get(self.whole.name):
+            return self.whole
         self.set_modes(use)
         return self._with_tvm({n for n, on in use.items() if on})
 
@@ -108,12 +108,13 @@ class InferenceGraph:
     def __init__(self, compiled, gm: torch.fx.GraphModule, selection: Selection, device_of):
         self.compiled, self.gm, self.selection, self.device_of = compiled, gm, selection, device_of
         self.aten: Optional[AtenGraph] = None  # set by adopt() when the ATen graph first runs
+        self.aten_args: list = []
         self.chosen = None
         self._lock = threading.Lock()
 
     def adopt(self, graph: AtenGraph, args: list) -> None:
         """The ATen graph's first call: apply a cached choice to it, or remember it to choose."""
-        self.aten = graph
+        self.aten, self.aten_args = graph, args
         cached = self.selection.cached()
         if cached is not None and cached.wins:
             graph.keep(cached.use_tvm, True)
@@ -151,6 +152,9 @@ class InferenceGraph:
     def _choose(self, args: list):
         graph, compiled = self.aten, self.compiled
         subs = graph.compiled_subgraphs()
+        whole = graph.whole
+        if whole is not None and not whole.compile_for(self.aten_args):
+            whole = None  # TVM could not build the whole graph correctly: subgraphs only
 
         def run_mode(use):
             graph.current = graph.partitioned
@@ -163,7 +167,7 @@ class InferenceGraph:
 
         try:
             choice = self.selection.decide(subs, run_mode, candidate_for, lambda: self.gm(*args),
-                                           self.device_of(args))
+                                           self.device_of(args), whole and whole.name)
         except Exception as err:  # the compiled graph stays, every kernel in TVM
             graph.current = graph.partitioned
             graph.set_modes({s.name: True for s in subs})

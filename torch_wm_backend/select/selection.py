@@ -35,19 +35,22 @@ class Selection:
                 except Exception as err:  # an unreadable cache: decide as if it were empty
                     log.debug("%s: no cached choice (%s)", self.name, err)
             if entry is not None:
-                self._cached = Choice(dict(entry.extra["use_tvm"]), bool(entry.extra["wins"]), None)
+                extra = entry.extra
+                self._cached = Choice(dict(extra["use_tvm"]), bool(extra["wins"]), None,
+                                      bool(extra.get("whole", False)))
         return self._cached
 
-    def decide(self, subgraphs, run_mode, candidate_for, reference, device) -> Choice:
-        choice = choose(subgraphs, run_mode, candidate_for, reference, device, self.timer)
+    def decide(self, subgraphs, run_mode, candidate_for, reference, device, whole=None) -> Choice:
+        choice = choose(subgraphs, run_mode, candidate_for, reference, device, self.timer, whole)
         t = choice.timing
         if t is not None:
-            log.info("%s: %d of %d subgraphs in TVM: %.3f ms; PyTorch: %.3f ms -> %s%s", self.name,
-                     sum(choice.use_tvm.values()), len(subgraphs), t.candidate_s * 1e3,
+            log.info("%s: %s in TVM: %.3f ms; PyTorch: %.3f ms -> %s%s", self.name,
+                     "one module" if choice.whole else
+                     f"{sum(choice.use_tvm.values())} of {len(subgraphs)} subgraphs", t.candidate_s * 1e3,
                      t.reference_s * 1e3, "TVM" if choice.wins else "PyTorch",
                      " (machine busy: not cached)" if t.busy else "")
         if self.store is not None and self.parts is not None and (t is None or not t.busy):
-            extra = {"use_tvm": choice.use_tvm, "wins": choice.wins}
+            extra = {"use_tvm": choice.use_tvm, "wins": choice.wins, "whole": choice.whole}
             if t is not None:
                 extra.update(candidate_ms=t.candidate_s * 1e3, reference_ms=t.reference_s * 1e3)
             try:
@@ -59,6 +62,8 @@ class Selection:
     @staticmethod
     def count(choice: Choice, subgraphs: int, whole_graph: bool) -> None:
         kept = sum(choice.use_tvm.values()) if choice.wins else 0
+        if choice.wins and choice.whole:
+            kept = subgraphs  # every subgraph, in one module
         counters.bump("context_kept_tvm", kept)
         counters.bump("context_kept_eager", subgraphs - kept)
         if whole_graph:
