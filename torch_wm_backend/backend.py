@@ -26,8 +26,10 @@ log = logging.getLogger("torch_wm_backend")
 TIMER = Timer()  # the wall clock; tests hand ``tvm_wm`` a timer of their own
 
 
-def compile_aten_graph(gm: torch.fx.GraphModule, settings: Settings, kind: str, on_first_call=None):
-    """Partition one ATen graph; TVM subgraphs compile lazily, on their first real inputs."""
+def compile_aten_graph(gm: torch.fx.GraphModule, settings: Settings, kind: str, on_first_call=None,
+                       weights: tuple = ()):
+    """Partition one ATen graph; TVM subgraphs compile lazily, on their first real inputs.
+    ``weights``: positions of the inputs that are the model's weights (inference graphs)."""
     if settings.strict:
         missing = eager_op_names(gm)
         if missing:
@@ -55,7 +57,9 @@ def compile_aten_graph(gm: torch.fx.GraphModule, settings: Settings, kind: str, 
     graph = parts.graph_module
     whole = None
     if kind == "inference" and settings.eager_guard and len(modules) > 1 and not eager_op_names(original):
-        whole = TvmSubgraph(f"{kind}/whole", _copy(original), compile)  # one module, one VM call
+        placeholders = sum(n.op == "placeholder" for n in original.graph.nodes)
+        frozen = weights if weights and max(weights) < placeholders else ()
+        whole = TvmSubgraph(f"{kind}/whole", _copy(original), compile, frozen)  # one VM call
         views_to_reshapes(whole.eager)
 
     def with_tvm(names: set):  # only these subgraphs called, the others' ops inline
@@ -65,8 +69,10 @@ def compile_aten_graph(gm: torch.fx.GraphModule, settings: Settings, kind: str, 
     def prepare():
         if settings.trials > 0:
             try:
-                pretune_graph({**eager, **({"whole": whole.eager} if whole else {})}, settings,
-                              budget, f"{kind} graph")
+                todo = {n: (g, ()) for n, g in eager.items()}
+                if whole is not None:
+                    todo["whole"] = (whole.eager, whole.weights)
+                pretune_graph(todo, settings, budget, f"{kind} graph")
             except Exception as err:  # each subgraph still tunes or falls back on its first call
                 log.warning("tvm_wm: tuning the %s graph failed (%s); continuing", kind, err)
 
@@ -101,6 +107,17 @@ def _train_choice(kind: str, settings: Settings, timer):
     return on_first_call
 
 
+def weight_positions(gm: torch.fx.GraphModule) -> tuple:
+    """Positions of the graph's inputs that Dynamo took from a module's parameters or buffers."""
+    positions = []
+    for i, node in enumerate(n for n in gm.graph.nodes if n.op == "placeholder"):
+        source = getattr(node.meta.get("grapharg"), "source", None)
+        name = source.name if isinstance(getattr(source, "name", None), str) else ""
+        if "._parameters[" in name or "._buffers[" in name:
+            positions.append(i)
+    return tuple(positions)
+
+
 def tvm_wm(gm: torch.fx.GraphModule, example_inputs, mode=None, options=None, timer=None):
     """``torch.compile(model, backend="tvm_wm", options={...})``. ``timer``: how the selection
     stage measures (the wall clock by default)."""
@@ -119,13 +136,15 @@ def tvm_wm(gm: torch.fx.GraphModule, example_inputs, mode=None, options=None, ti
             return gm.forward  # a warm start of a graph that lost: nothing traced or loaded
     inference = InferenceGraph(None, gm, outer, lambda args: device_of(
         [a for a in args if isinstance(a, torch.Tensor)])) if outer is not None else None
+    weights = weight_positions(gm) if inference is not None else ()
 
     def compiler(kind):
         hook = inference.adopt if kind == "inference" and inference is not None \
             else _train_choice(kind, settings, timer)
 
         def compile_graph(aten_gm, _inputs):
-            return make_boxed_func(compile_aten_graph(aten_gm, settings, kind, hook))
+            frozen = weights if kind == "inference" else ()
+            return make_boxed_func(compile_aten_graph(aten_gm, settings, kind, hook, frozen))
 
         return compile_graph
 

@@ -17,6 +17,8 @@ _INTS = (
     "trials_failed",  # measured candidates that failed to build or run, discarded
     "tuning_failures",
     "kernel_calls",  # TVM kernels run (each call of a compiled subgraph)
+    "weights_prepared",  # inference weights lifted and prepared (again after they changed)
+    "prepared_weight_bytes",  # memory the prepared copies of weights hold now
     "context_kept_tvm",  # subgraphs the selection runs in TVM (select/), cached choices included
     "context_kept_eager",
     "graphs_kept_compiled",  # inference graphs whose compiled form beat Dynamo's graph in PyTorch

@@ -14,7 +14,7 @@ from .build import build
 from .cache import ArtifactStore, cache_key, store_for
 from .errors import TvmWmError
 from .lower import target_for, to_relax
-from .runtime.kernel import Kernel
+from .runtime.kernel import kernel_for
 from .runtime.subgraph import call_kernel, device_of, output_vals
 from .settings import Settings
 
@@ -29,19 +29,23 @@ def records_dir_of(store: ArtifactStore, target):
 
 
 def compile_subgraph(name: str, eager: torch.fx.GraphModule, args: list, settings: Settings,
-                     budget=None):
-    """This subgraph's TVM kernel for these inputs, or None where TVM cannot build a correct one."""
+                     budget=None, weights: tuple = ()):
+    """This subgraph's TVM kernel for these inputs, or None where TVM cannot build a correct one.
+    ``weights``: positions of inputs that are inference weights, lifted (lower/freeze.py)."""
     device = device_of(args, output_vals(eager))
+    if not all(isinstance(a, torch.Tensor) for a in args):
+        weights = ()
     try:
         target = target_for(device)
         store = store_for(settings.cache_dir)
-        entry = store.get_or_build(cache_key(eager, args, target, settings),
+        entry = store.get_or_build(_key(eager, args, target, settings, weights),
                                    lambda: _build(name, target, eager, args, device, settings, store,
-                                                  budget))
+                                                  budget, weights))
         if KERNEL not in entry.files:  # TVM's values were wrong: PyTorch runs
             counters.bump("subgraphs_wrong")
             return None
-        kernel = Kernel(tvm.runtime.load_module(str(entry.files[KERNEL])), device)
+        executable = tvm.runtime.load_module(str(entry.files[KERNEL]))
+        kernel = kernel_for(executable, device, weights)
     except TvmWmError:
         raise
     except Exception as err:  # a TVM failure must never break the user's model
@@ -56,21 +60,27 @@ def compile_subgraph(name: str, eager: torch.fx.GraphModule, args: list, setting
     return kernel
 
 
+def _key(eager, args, target, settings, weights) -> dict:
+    parts = cache_key(eager, args, target, settings)
+    return {**parts, "weights": list(weights)} if weights else parts
+
+
 def pretune_graph(subgraphs: dict, settings: Settings, budget, name: str) -> None:
     """Tune the kernels of all of a graph's subgraphs together, before the first call: one search
-    over every distinct workload, weighted by use, instead of one per subgraph. Subgraphs with
-    symbolic shapes are tuned on their first call instead."""
+    over every distinct workload, weighted by use, instead of one per subgraph. ``subgraphs``:
+    name -> (graph, weight positions). Subgraphs with symbolic shapes are tuned on their first
+    call instead."""
     by_device: dict = {}
     store = store_for(settings.cache_dir)
-    for sub_name, eager in subgraphs.items():
+    for sub_name, (eager, weights) in subgraphs.items():
         inputs = [n.meta.get("val") for n in eager.graph.nodes if n.op == "placeholder"]
         if not all(isinstance(v, torch.Tensor) for v in inputs):
             continue
         device = device_of(inputs, output_vals(eager))
-        if store.has(cache_key(eager, inputs, target_for(device), settings)):
+        if store.has(_key(eager, inputs, target_for(device), settings, weights)):
             continue  # built already, tuned or not: a warm start lowers and tunes nothing
         try:
-            mod = to_relax(eager, inputs)  # fake tensors: only shapes and dtypes are read
+            mod = to_relax(eager, inputs, weights)  # fake tensors: only shapes and dtypes are read
         except Exception:
             continue  # not static, or TVM cannot import it: the first call will say why
         by_device.setdefault(device, []).append(mod)
@@ -105,9 +115,9 @@ def mismatch(tvm_outs: list, eager_out) -> str:
     return ""
 
 
-def _build(name, target, eager, args, device, settings, store, budget):
+def _build(name, target, eager, args, device, settings, store, budget, weights=()):
     """Lower, tune, build and check values: the artifact's files (none where TVM is wrong)."""
-    mod = to_relax(eager, args)
+    mod = to_relax(eager, args, weights)
     database = None
     if settings.trials > 0:
         from .tune import tune
@@ -121,14 +131,15 @@ def _build(name, target, eager, args, device, settings, store, budget):
     # 2 of 24 sampled schedules of a BERT layer-norm kernel, rfactor + compute_at of its two
     # reductions, computed wrong values). Then default schedules, and if those differ too, PyTorch.
     want = eager(*args)
-    kernel = Kernel(executable, device)
+
+    kernel = kernel_for(executable, device, weights)
     problem = mismatch(call_kernel(kernel, args), want)
     if problem and database is not None:
         log.warning("%s: the tuned kernel's result differs from PyTorch's (%s): a wrong schedule; "
                     "default schedules are used instead", name, problem)
         counters.bump("tuned_wrong")
         executable = build(mod, target, None)
-        kernel = Kernel(executable, device)
+        kernel = kernel_for(executable, device, weights)
         problem = mismatch(call_kernel(kernel, args), want)
         extra["tuned_wrong"] = True
     if problem:  # never trade a correct result for a fast one

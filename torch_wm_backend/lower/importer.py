@@ -62,6 +62,14 @@ def concretize(gm: torch.fx.GraphModule, inputs: list) -> torch.fx.GraphModule:
     return make_fx(gm, tracing_mode="fake")(*inputs)
 
 
-def to_relax(gm: torch.fx.GraphModule, inputs: list) -> IRModule:
+def to_relax(gm: torch.fx.GraphModule, inputs: list, weights: tuple = ()) -> IRModule:
+    """``weights``: positions of inputs that are the model's weights (inference only): they become
+    ``main``'s trailing parameters and what depends on them alone is lifted (freeze.py)."""
     gm = concretize(gm, inputs)
-    return GraphModuleImporter().import_graph_module(gm, inputs)
+    if not weights:
+        return GraphModuleImporter().import_graph_module(gm, inputs)
+    from .freeze import lift_weights, weights_last
+
+    ordered = [x for i, x in enumerate(inputs) if i not in weights] + [inputs[i] for i in weights]
+    mod = GraphModuleImporter().import_graph_module(weights_last(gm, weights), ordered)
+    return lift_weights(mod, len(inputs) - len(weights))

@@ -45,3 +45,53 @@ class Kernel:
         # tvm-ffi hands back torch tensors for torch inputs (DLPack, TVM's memory co-owned); a
         # second from_dlpack on those would cost 5 us per output for nothing
         return [o if isinstance(o, torch.Tensor) else torch.from_dlpack(o) for o in outs]
+
+
+class FrozenKernel(Kernel):
+    """A module whose weights were lifted (lower/freeze.py): ``main_transform_params`` prepares
+    them once per set of weights, ``main`` takes the inputs and the prepared weights. ``weights``:
+    positions of the weights among the tensors a call passes. A weight written in place since
+    (an optimizer step, ``load_state_dict``), or another tensor in its place, is seen by its
+    version counter or identity, and the weights are prepared again: never a stale result."""
+
+    def __init__(self, executable, device: torch.device, weights: tuple):
+        super().__init__(executable, device)
+        self.weights = tuple(weights)
+        self._inputs = None  # positions of the other tensors, set on the first call
+        self._stamp = None
+        self._prepared = ()
+        self._prepare_lock = threading.Lock()
+
+    def _prepared_for(self, weights: list) -> tuple:
+        stamp = [(id(w), w._version) for w in weights]
+        if stamp != self._stamp:
+            with self._prepare_lock:
+                if stamp != self._stamp:
+                    transform = self._vm_function("main_transform_params")
+                    prepared = tuple(transform(list(weights)))
+                    counters.bump("weights_prepared")
+                    held = {w.data_ptr() for w in weights}  # passed through, not copies
+                    counters.bump("prepared_weight_bytes",
+                                  _bytes(prepared, held) - _bytes(self._prepared, held))
+                    self._prepared, self._stamp = prepared, stamp
+        return self._prepared
+
+    def __call__(self, tensors: list) -> list:
+        if self._inputs is None:
+            self._inputs = tuple(i for i in range(len(tensors)) if i not in self.weights)
+        prepared = self._prepared_for([tensors[i] for i in self.weights])
+        return super().__call__([tensors[i] for i in self._inputs] + list(prepared))
+
+    def _vm_function(self, name: str):
+        self._main()  # this thread's VM
+        return self._local.vm[name]
+
+
+def _bytes(prepared, held) -> int:
+    return sum(p.numel() * p.element_size() for p in prepared
+               if isinstance(p, torch.Tensor) and p.data_ptr() not in held)
+
+
+def kernel_for(executable, device: torch.device, weights: tuple = ()) -> Kernel:
+    """The callable for an executable: lifted weights (``weights``: their positions) or not."""
+    return FrozenKernel(executable, device, weights) if weights else Kernel(executable, device)

@@ -40,11 +40,14 @@ def call_kernel(kernel, args) -> list:
 
 
 class TvmSubgraph(torch.nn.Module):
-    """``compile(name, eager, args)`` returns the TVM kernel for these inputs, or None where TVM
-    cannot build a correct one (then PyTorch runs). ``use_tvm`` is the selection's choice."""
+    """``compile(name, eager, args, weights=...)`` returns the TVM kernel for these inputs, or None
+    where TVM cannot build a correct one (then PyTorch runs). ``use_tvm`` is the selection's
+    choice."""
 
-    def __init__(self, name: str, eager: torch.fx.GraphModule, compile: Callable):
+    def __init__(self, name: str, eager: torch.fx.GraphModule, compile: Callable,
+                 weights: tuple = ()):
         super().__init__()
+        self.weights = tuple(weights)  # positions of inputs that are inference weights (frozen)
         self.name = name
         self.eager = eager  # the ATen subgraph it replaces: the fallback and the reference
         self._eager_forward = eager.forward  # a plain attribute: submodule lookups are slow
@@ -93,7 +96,8 @@ class TvmSubgraph(torch.nn.Module):
         except KeyError:
             with self._lock:  # compiled once, whichever thread calls first
                 if key not in self._kernels:
-                    self._kernels[key] = self._compile(self.name, self.eager, list(args))
+                    self._kernels[key] = self._compile(self.name, self.eager, list(args),
+                                                       weights=self.weights)
                 return self._kernels[key]
 
     def _run(self, args):

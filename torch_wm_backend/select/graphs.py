@@ -109,12 +109,17 @@ class InferenceGraph:
         self.compiled, self.gm, self.selection, self.device_of = compiled, gm, selection, device_of
         self.aten: Optional[AtenGraph] = None  # set by adopt() when the ATen graph first runs
         self.aten_args: list = []
+        self._args: tuple = ()
         self.chosen = None
         self._lock = threading.Lock()
 
     def adopt(self, graph: AtenGraph, args: list) -> None:
         """The ATen graph's first call: apply a cached choice to it, or remember it to choose."""
         self.aten, self.aten_args = graph, args
+        whole = graph.whole
+        if whole is not None and whole.weights and not _same_weights(whole.weights, args,
+                                                                     self._args):
+            whole.weights = ()  # the ATen graph's inputs are not Dynamo's: keep them inputs
         cached = self.selection.cached()
         if cached is not None and cached.wins:
             graph.keep(cached.use_tvm, True)
@@ -135,6 +140,7 @@ class InferenceGraph:
             return self.compiled(*args)
         tensors = [a for a in args if isinstance(a, torch.Tensor)] + list(self.gm.buffers())
         versions = [t._version for t in tensors]
+        self._args = args
         out = self.compiled(*args)
         if self.aten is None:  # nothing went to TVM: Dynamo's graph is PyTorch without detours
             self.chosen = self.gm
@@ -176,6 +182,10 @@ class InferenceGraph:
         graph.keep(choice.use_tvm, choice.wins)
         Selection.count(choice, len(subs), True)
         return compiled if choice.wins else self.gm
+
+
+def _same_weights(positions, aten_args, args) -> bool:
+    return len(aten_args) == len(args) and all(aten_args[i] is args[i] for i in positions)
 
 
 def builds_autograd(gm: torch.fx.GraphModule, args) -> bool:

@@ -1,0 +1,86 @@
+"""Frozen inference weights: batch norm folds into the convolution's kernel, the module does not
+hold the weights, and a weight changed after compiling gives the new result."""
+import functools
+import os
+import sys
+
+import torch
+
+import torch_wm_backend
+from torch_wm_backend.backend import tvm_wm
+from torch_wm_backend.build import build
+from torch_wm_backend.decompositions import decompositions
+from torch_wm_backend.lower import to_relax
+from torch_wm_backend.lower.target import cpu_target
+from torch_wm_backend.runtime.kernel import kernel_for
+from torch_wm_backend.tune.tasks import prepare
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "select"))
+from fake_timer import FakeTimer  # noqa: E402
+
+
+def conv_bn_relu():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(4, 8, 3, padding=1), torch.nn.BatchNorm2d(8),
+                                torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3, padding=1),
+                                torch.nn.BatchNorm2d(8), torch.nn.ReLU()).eval()
+    with torch.no_grad():  # running statistics that are not 0 and 1
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1)
+                m.running_var.uniform_(0.5, 2)
+    return model, torch.randn(1, 4, 12, 12)
+
+
+def exported(model, x):
+    program = torch.export.export(model, (x,)).run_decompositions(decompositions())
+    state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+    targets = [s.target for s in program.graph_signature.input_specs]
+    args = [state[t].detach() if t is not None else x for t in targets]
+    weights = tuple(i for i, t in enumerate(targets) if t is not None)
+    return program.graph_module, args, weights
+
+
+def test_batch_norm_folds_into_the_convolution_kernel():
+    model, x = conv_bn_relu()
+    gm, args, weights = exported(model, x)
+    kernels = [gv.name_hint for gv, f in prepare(to_relax(gm, args, weights)).functions.items()
+               if gv.name_hint != "main" and "transform_params" not in gv.name_hint]
+    heavy = [k for k in kernels if "conv2d" in k]
+    assert len(heavy) == 2 and all("relu" in k for k in heavy), kernels  # conv+BN+ReLU: one each
+    assert not any("batch_norm" in k for k in kernels), kernels
+    unfrozen = [gv.name_hint for gv in prepare(to_relax(gm, args)).functions]
+    assert any("batch_norm" in k for k in unfrozen)  # weights as inputs: a kernel of its own
+
+
+def test_the_module_prepares_weights_once_and_again_after_they_change():
+    model, x = conv_bn_relu()
+    gm, args, weights = exported(model, x)
+    kernel = kernel_for(build(to_relax(gm, args, weights), cpu_target()), torch.device("cpu"), weights)
+    with torch.no_grad():
+        for _ in range(2):
+            torch.testing.assert_close(kernel(args)[0], model(x), atol=1e-4, rtol=1e-4)
+        assert torch_wm_backend.stats()["weights_prepared"] == 1
+        args[weights[0]].mul_(-1)  # the model's own conv weight, in place
+        torch.testing.assert_close(kernel(args)[0], model(x), atol=1e-4, rtol=1e-4)
+    assert torch_wm_backend.stats()["weights_prepared"] == 2
+    assert torch_wm_backend.stats()["prepared_weight_bytes"] > 0
+
+
+def test_a_compiled_model_whose_weights_change_in_place_gives_the_new_result():
+    model, x = conv_bn_relu()
+    timer = FakeTimer(default_win=True)  # the whole graph, frozen, wins its race
+    compiled = torch.compile(model, backend=functools.partial(tvm_wm, timer=timer),
+                             options={"trials": 0, "cache_dir": None})
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), model(x), atol=1e-4, rtol=1e-4)
+        before = torch_wm_backend.stats()
+        assert before["graphs_kept_compiled"] == 1 and before["weights_prepared"] >= 1
+        model[0].weight.mul_(2)
+        model[1].running_mean.add_(0.5)
+        torch.testing.assert_close(compiled(x), model(x), atol=1e-4, rtol=1e-4)
+        model.load_state_dict({k: v * 0.5 for k, v in model.state_dict().items()})
+        torch.testing.assert_close(compiled(x), model(x), atol=1e-4, rtol=1e-4)
+    after = torch_wm_backend.stats()
+    assert after["kernel_calls"] - before["kernel_calls"] == 2  # TVM ran, one module per call
+    assert after["weights_prepared"] - before["weights_prepared"] == 2

@@ -1,0 +1,44 @@
+"""Inference weights as weights: a graph's parameters and buffers moved behind its inputs, and what
+depends on them alone lifted into ``main_transform_params``, computed once per set of weights.
+
+A batch norm in inference is a scale and a shift computed from four weights; lifted, what is left
+of it in ``main`` is elementwise work that fuses into the convolution before it (with the ReLU
+after): one kernel, where the graph with weights as plain inputs ran the batch norm as a kernel of
+its own. Weight transposes (a linear layer's) are lifted too. The compiled module does not hold the
+weights, so it is cached like any other and stays right when they change: the runtime calls
+``main_transform_params`` again (runtime/kernel.py, FrozenKernel).
+"""
+from __future__ import annotations
+
+import torch
+import tvm
+from tvm import relax
+
+
+def weights_last(gm: torch.fx.GraphModule, weights: tuple) -> torch.fx.GraphModule:
+    """The same graph with the placeholders at positions ``weights`` moved behind the others."""
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    order = [i for i in range(len(placeholders)) if i not in weights] + list(weights)
+    graph, env = torch.fx.Graph(), {}
+    for i in order:
+        node = placeholders[i]
+        env[node] = graph.placeholder(node.name)
+        env[node].meta = dict(node.meta)
+    for node in gm.graph.nodes:
+        if node.op != "placeholder":
+            env[node] = graph.node_copy(node, lambda n: env[n])
+    return torch.fx.GraphModule(gm, graph)
+
+
+def lift_weights(mod: tvm.IRModule, num_input: int) -> tvm.IRModule:
+    """``main(inputs..., weights...)`` -> ``main_transform_params(weights) -> prepared`` and
+    ``main(inputs..., prepared...)``: TVM's own passes, in static_shape_tuning_pipeline's order."""
+    mod = tvm.IRModule(dict(mod.functions))
+    mod["main"] = mod["main"].with_attr("num_input", num_input)
+    return tvm.transform.Sequential([
+        relax.transform.DecomposeOpsForInference(),  # batch norm -> elementwise, on weights
+        relax.transform.CanonicalizeBindings(),
+        relax.transform.LegalizeOps(),
+        relax.transform.LiftTransformParams(),
+        relax.transform.FoldConstant(),
+    ])(mod)
