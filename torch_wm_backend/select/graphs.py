@@ -17,21 +17,11 @@ from .selection import Selection
 log = logging.getLogger("torch_wm_backend")
 
 
-class AtenGraph:
-    """A partitioned ATen graph (forward, backward or inference).
+class _DecidesOnFirstCall:
+    """Runs ``self.current``; the first call, under a lock, is ``self._first(args)``."""
 
-    ``subgraphs``: its TvmSubgraph modules; ``with_tvm(names)`` builds the graph that calls only
-    those and runs the other subgraphs' ops inline; ``prepare()`` runs before the first call (it
-    tunes the subgraphs' kernels together); ``on_first_call(self, args)`` after it, to choose.
-    """
-
-    def __init__(self, partitioned, original, subgraphs: list, with_tvm: Callable,
-                 prepare: Optional[Callable] = None, on_first_call: Optional[Callable] = None,
-                 whole=None):
-        self.partitioned, self.original, self.subgraphs = partitioned, original, subgraphs
-        self.whole = whole  # the whole graph as one TvmSubgraph (inference, every op lowered)
-        self._with_tvm, self._prepare, self._on_first_call = with_tvm, prepare, on_first_call
-        self.current = None  # what runs; None before the first call
+    def __init__(self):
+        self.current = None
         self._lock = threading.Lock()
 
     def __call__(self, *args):
@@ -42,6 +32,23 @@ class AtenGraph:
             if self.current is None:
                 return self._first(args)
         return self.current(*args)
+
+
+class AtenGraph(_DecidesOnFirstCall):
+    """A partitioned ATen graph (forward, backward or inference).
+
+    ``subgraphs``: its TvmSubgraph modules; ``with_tvm(names)`` builds the graph that calls only
+    those and runs the other subgraphs' ops inline; ``prepare()`` runs before the first call (it
+    tunes the subgraphs' kernels together); ``on_first_call(self, args)`` after it, to choose.
+    """
+
+    def __init__(self, partitioned, original, subgraphs: list, with_tvm: Callable,
+                 prepare: Optional[Callable] = None, on_first_call: Optional[Callable] = None,
+                 whole=None):
+        super().__init__()
+        self.partitioned, self.original, self.subgraphs = partitioned, original, subgraphs
+        self.whole = whole  # the whole graph as one TvmSubgraph (inference, every op lowered)
+        self._with_tvm, self._prepare, self._on_first_call = with_tvm, prepare, on_first_call
 
     def _first(self, args):
         if self._prepare is not None:
@@ -99,19 +106,18 @@ def choose_for_training(graph: AtenGraph, args: list, selection: Selection, devi
     Selection.count(choice, len(subs), whole)
 
 
-class InferenceGraph:
+class InferenceGraph(_DecidesOnFirstCall):
     """An inference graph whole: after its first call, the compiled graph (its ATen graph with the
     subgraphs chosen in TVM) or Dynamo's graph run by PyTorch (what ``backend="eager"`` runs),
     whichever won one race. A graph that writes its inputs (a buffer's step counter) must run once
     per call and is not raced; nor is one that builds an autograd graph."""
 
     def __init__(self, compiled, gm: torch.fx.GraphModule, selection: Selection, device_of):
+        super().__init__()
         self.compiled, self.gm, self.selection, self.device_of = compiled, gm, selection, device_of
         self.aten: Optional[AtenGraph] = None  # set by adopt() when the ATen graph first runs
         self.aten_args: list = []
         self._args: tuple = ()
-        self.chosen = None
-        self._lock = threading.Lock()
 
     def adopt(self, graph: AtenGraph, args: list) -> None:
         """The ATen graph's first call: apply a cached choice to it, or remember it to choose."""
@@ -125,34 +131,25 @@ class InferenceGraph:
             graph.keep(cached.use_tvm, True)
             Selection.count(cached, len(graph.compiled_subgraphs()), True)
 
-    def __call__(self, *args):
-        chosen = self.chosen
-        if chosen is not None:
-            return chosen(*args)
-        with self._lock:
-            if self.chosen is None:
-                return self._first(args)
-        return self.chosen(*args)
-
     def _first(self, args):
         if builds_autograd(self.gm, args):
-            self.chosen = self.compiled
+            self.current = self.compiled
             return self.compiled(*args)
         tensors = [a for a in args if isinstance(a, torch.Tensor)] + list(self.gm.buffers())
         versions = [t._version for t in tensors]
         self._args = args
         out = self.compiled(*args)
         if self.aten is None:  # nothing went to TVM: Dynamo's graph is PyTorch without detours
-            self.chosen = self.gm
+            self.current = self.gm
             counters.bump("graphs_kept_eager")
             return out
         if self.selection.cached() is not None:  # a warm start: adopt() applied it
-            self.chosen = self.compiled
+            self.current = self.compiled
             return out
         if versions != [t._version for t in tensors]:
-            self.chosen = self.compiled
+            self.current = self.compiled
             return out
-        self.chosen = self._choose(list(args))
+        self.current = self._choose(list(args))
         return out
 
     def _choose(self, args: list):
