@@ -10,7 +10,8 @@ to eager. Rows:
     and at PyTorch's;
   - one module, frozen weights: the whole graph as one Relax module with the weights lifted (batch
     norm folded into the convolutions' kernels), forced to run by a timer that lets it win;
-  - each untuned (trials 0: default schedules, parallel) and tuned (``--trials`` per task, xgb).
+  - each untuned (trials 0: default schedules, parallel) and tuned (``--trials`` per task, the
+    world model).
 The default schedule's own gain is timed on the bottleneck's 3x3 convolution alone: the loop nest
 as written (TVM's plain build, unfused, one thread) against build/cpu_default.py.
 """
@@ -76,7 +77,7 @@ def run_config(layout: str, trials: int) -> dict:
 
     model, x = model_and_input()
     cache = os.path.join(WORK, f"t{trials}_threads{threads.count()}")
-    options = {"trials": trials, "cost_model": "xgb", "cache_dir": cache, "time_budget_s": None}
+    options = {"trials": trials, "cost_model": "wm", "cache_dir": cache, "time_budget_s": None}
     if layout == "partitioned":
         tvm = torch.compile(model, backend="tvm_wm", options={**options, "eager_guard": False})
     else:

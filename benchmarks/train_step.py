@@ -49,14 +49,14 @@ def cnn():
 MODELS = {"bert_2layer": bert, "cnn": cnn}
 
 
-def variants(trials: int) -> dict:
+def variants(trials: int, budget_s) -> dict:
     return {
         "eager": None,
         "inductor": {"backend": "inductor"},
         "tvm_wm_untuned": {"backend": "tvm_wm", "options": {
             "trials": 0, "cache_dir": os.path.join(WORK, "untuned")}},
         "tvm_wm_wm": {"backend": "tvm_wm", "options": {
-            "trials": trials, "cost_model": "wm", "time_budget_s": None,
+            "trials": trials, "cost_model": "wm", "time_budget_s": budget_s,
             "cache_dir": os.path.join(WORK, f"wm_t{trials}")}},
     }
 
@@ -69,14 +69,16 @@ def main():
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--budget-s", type=float, default=None, help="tuning cap per graph")
     parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
-    out = {"machine": describe(), "batch": BATCH, "trials": args.trials, "models": {}}
+    out = {"machine": describe(), "batch": BATCH, "trials": args.trials,
+           "tuning_budget_s_per_graph": args.budget_s, "models": {}}
     for name, make in MODELS.items():
         torch.manual_seed(0)
         base, x, loss_fn = make()
         steps, first_s, stats = {}, {}, {}
-        for variant, spec in variants(args.trials).items():
+        for variant, spec in variants(args.trials, args.budget_s).items():
             model = copy.deepcopy(base).train()
             fwd = model if spec is None else torch.compile(model, **spec)
             opt = torch.optim.SGD(model.parameters(), lr=1e-3)
@@ -119,7 +121,9 @@ def write_markdown(out):
     lines = [f"# One training step, batch {out['batch']}, fp32 — {m['cpu']}, {m['cores']} cores, {m['date']}",
              "", f"torch {m['torch']}, tvm {m['tvm']}; PyTorch on {m['torch_threads']} threads, TVM on "
              f"{m['tvm_threads']}. Forward + backward + SGD step, median ms of interleaved rounds "
-             f"(×: eager's time / this one's); tvm_wm_wm tuned {out['trials']} trials per task.", "",
+             f"(×: eager's time / this one's); tvm_wm_wm tuned {out['trials']} trials per task"
+             + (f", at most {out['tuning_budget_s_per_graph']:.0f} s per graph" if out.get("tuning_budget_s_per_graph") else "")
+             + ".", "",
              "| model | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for model, r in out["models"].items():
         lines.append(f"| {model} | " + " | ".join(
