@@ -18,7 +18,7 @@ from .pipeline import compile_subgraph, pretune_graph
 from .runtime import TvmSubgraph
 from .runtime.subgraph import device_of
 from .select import AtenGraph, InferenceGraph, Selection, Timer
-from .select.graphs import builds_autograd, choose_for_training
+from .select.graphs import TrainingGraph, builds_autograd, choose_for_training
 from .settings import Settings
 from .tune.budget import Budget
 
@@ -98,11 +98,12 @@ def _selection(name: str, gm, args, settings: Settings, timer) -> Selection:
     return Selection(name, store if parts is not None else None, parts, timer)
 
 
-def _train_choice(kind: str, settings: Settings, timer):
+def _train_choice(kind: str, settings: Settings, timer, training=None):
     def on_first_call(graph: AtenGraph, args: list):
         selection = _selection(f"tvm_wm {kind} graph", graph.original, args, settings, timer)
         device = device_of([a for a in args if isinstance(a, torch.Tensor)])
-        choose_for_training(graph, args, selection, device)
+        choose_for_training(graph, args, selection, device,
+                            training.verdict(kind) if training is not None else None)
 
     return on_first_call
 
@@ -137,10 +138,11 @@ def tvm_wm(gm: torch.fx.GraphModule, example_inputs, mode=None, options=None, ti
     inference = InferenceGraph(None, gm, outer, lambda args: device_of(
         [a for a in args if isinstance(a, torch.Tensor)])) if outer is not None else None
     weights = weight_positions(gm) if inference is not None else ()
+    training = TrainingGraph(None, gm) if settings.eager_guard and inference is None else None
 
     def compiler(kind):
         hook = inference.adopt if kind == "inference" and inference is not None \
-            else _train_choice(kind, settings, timer)
+            else _train_choice(kind, settings, timer, training)
 
         def compile_graph(aten_gm, _inputs):
             frozen = weights if kind == "inference" else ()
@@ -155,11 +157,12 @@ def tvm_wm(gm: torch.fx.GraphModule, example_inputs, mode=None, options=None, ti
         decompositions=decompositions(),
     )
     compiled = backend(gm, example_inputs)
-    if inference is None:
+    chooser = inference or training
+    if chooser is None:
         return compiled
-    inference.compiled = compiled
+    chooser.compiled = compiled
 
     def run(*args):  # after the first call, the compiled graph or Dynamo's, whichever was faster
-        return inference(*args)
+        return chooser(*args)
 
     return torch._dynamo.disable(run)

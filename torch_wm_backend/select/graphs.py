@@ -80,8 +80,10 @@ class AtenGraph(_DecidesOnFirstCall):
         return self._with_tvm({n for n, on in use.items() if on})
 
 
-def choose_for_training(graph: AtenGraph, args: list, selection: Selection, device, whole=False):
-    """A graph whose backward is compiled too races the original ATen graph, all in PyTorch."""
+def choose_for_training(graph: AtenGraph, args: list, selection: Selection, device,
+                        verdict: Optional[Callable] = None):
+    """A graph whose backward is compiled too races the original ATen graph, all in PyTorch.
+    ``verdict(kept_tvm)`` hears whether any subgraph stays in TVM."""
     cached = selection.cached()
     subs = graph.compiled_subgraphs()
     if cached is not None:
@@ -103,7 +105,39 @@ def choose_for_training(graph: AtenGraph, args: list, selection: Selection, devi
             log.warning("tvm_wm: timing the %s failed (%s); continuing", selection.name, err)
             return
     graph.keep(choice.use_tvm, choice.wins)
-    Selection.count(choice, len(subs), whole)
+    Selection.count(choice, len(subs), False)
+    if verdict is not None:
+        verdict(choice.wins and any(choice.use_tvm.values()))
+
+
+class TrainingGraph:
+    """A graph that builds an autograd graph: aot_autograd's compiled forward and backward, until
+    both have chosen and neither keeps a subgraph in TVM; from then on Dynamo's graph, run by
+    PyTorch with eager autograd (what ``backend="eager"`` runs) — the compiled graphs would only
+    add aot_autograd's functionalized, decomposed ATen ops, slower than eager (benchmarks/
+    results/train_step.md)."""
+
+    def __init__(self, compiled, gm: torch.fx.GraphModule):
+        self.compiled, self.gm = compiled, gm
+        self.kept_tvm: dict = {}  # "forward"/"backward" -> whether it keeps a subgraph in TVM
+        self.current = None
+
+    def verdict(self, kind: str):
+        def hear(kept_tvm: bool):
+            self.kept_tvm[kind] = kept_tvm
+        return hear
+
+    def __call__(self, *args):
+        current = self.current
+        if current is not None:
+            return current(*args)
+        kept = self.kept_tvm
+        if "forward" in kept and "backward" in kept:
+            self.current = self.gm if not (kept["forward"] or kept["backward"]) else self.compiled
+            counters.bump("graphs_kept_compiled" if self.current is self.compiled
+                          else "graphs_kept_eager")
+            return self.current(*args)
+        return self.compiled(*args)
 
 
 class InferenceGraph(_DecidesOnFirstCall):
