@@ -10,6 +10,24 @@ from conftest import untuned
 THREADS, CALLS = 4, 20
 
 
+def in_threads(work) -> list:
+    """Runs ``work(i)`` in THREADS threads at once; what each raised, with its thread."""
+    errors = []
+
+    def guarded(i):
+        try:
+            work(i)
+        except BaseException as err:  # reported by the caller, with the thread it happened in
+            errors.append(f"thread {i}: {type(err).__name__}: {err}")
+
+    workers = [threading.Thread(target=guarded, args=(i,)) for i in range(THREADS)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return errors
+
+
 def test_many_threads_call_one_compiled_model():
     model = zoo.bert(layers=2).eval()
     inputs = [zoo.tokens(batch=2, seq=16) for _ in range(THREADS)]
@@ -18,23 +36,16 @@ def test_many_threads_call_one_compiled_model():
         compiled = torch.compile(model, backend="tvm_wm", options=untuned())
         compiled(inputs[0])  # compiled once here: the threads race the kernels, not the compiler
     before = torch_wm_backend.stats()["kernel_calls"]
-    errors, right = [], [0] * THREADS
+    right = [0] * THREADS
 
     def serve(i):
-        try:
-            with torch.no_grad():
-                for _ in range(CALLS):
-                    got = compiled(inputs[i]).last_hidden_state
-                    torch.testing.assert_close(got, want[i], atol=1e-4, rtol=1e-4)
-                    right[i] += 1
-        except BaseException as err:  # reported below, with the thread it happened in
-            errors.append(f"thread {i}: {type(err).__name__}: {err}")
+        with torch.no_grad():
+            for _ in range(CALLS):
+                got = compiled(inputs[i]).last_hidden_state
+                torch.testing.assert_close(got, want[i], atol=1e-4, rtol=1e-4)
+                right[i] += 1
 
-    workers = [threading.Thread(target=serve, args=(i,)) for i in range(THREADS)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
+    errors = in_threads(serve)
     assert not errors, errors
     assert right == [CALLS] * THREADS
     stats = torch_wm_backend.stats()
@@ -46,20 +57,13 @@ def test_first_calls_from_several_threads_build_each_kernel_once_per_graph():
     model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 4)).eval()
     x = torch.randn(2, 8)
     compiled = torch.compile(model, backend="tvm_wm", options=untuned())
-    outs, errors = [None] * THREADS, []
+    outs = [None] * THREADS
 
     def first(i):
-        try:
-            with torch.no_grad():
-                outs[i] = compiled(x)
-        except BaseException as err:
-            errors.append(err)
+        with torch.no_grad():
+            outs[i] = compiled(x)
 
-    workers = [threading.Thread(target=first, args=(i,)) for i in range(THREADS)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
+    errors = in_threads(first)
     assert not errors, errors
     with torch.no_grad():
         for out in outs:
