@@ -53,9 +53,9 @@ def tune_one(name: str, variant: str, trials: int) -> dict:
 def cmd_tune(args):
     path = os.path.join(RESULTS, f"e2e_tuning_t{args.trials}.json")
     done = json.load(open(path)) if os.path.exists(path) else {}
-    # untuned first (minutes), then model by model: a run cut short still compares the cost models
-    # on the models it finished
-    order = [(m, "tvm_wm_untuned") for m in args.models] + [(m, v) for m in args.models for v in TUNED]
+    # untuned first (minutes), then the world model on every model, then XGB: a run cut short has
+    # the project's own variant on every model first
+    order = [(m, v) for v in ["tvm_wm_untuned", *args.variants] for m in args.models]
     jobs = [(m, v) for m, v in order if f"{m}/{v}" not in done]
     for i, (name, variant) in enumerate(jobs):
         print(f"[{i + 1}/{len(jobs)}] tuning {name} {variant} ({args.trials} trials/task)", flush=True)
@@ -193,6 +193,8 @@ def main():
     parser.add_argument("--iters", type=int, default=2)
     parser.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
     parser.add_argument("--skip", nargs="*", default=[], help="variants not to time")
+    parser.add_argument("--variants", nargs="+", default=["tvm_wm_wm", "tvm_wm_xgb"],
+                        choices=list(TUNED), help="tuned variants to tune, in this order")
     args = parser.parse_args()
     cmd_tune(args) if args.command == "tune" else cmd_time(args)
 

@@ -2,6 +2,7 @@
 select (TVM or PyTorch, timed)."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 
@@ -39,9 +40,15 @@ def compile_aten_graph(gm: torch.fx.GraphModule, settings: Settings, kind: str, 
     budget = Budget(settings.time_budget_s)
     compile = functools.partial(compile_subgraph, settings=settings, budget=budget)
     eager = {name: getattr(parts.graph_module, name) for name in parts.subgraph_names}
+    one_module = (kind == "inference" and settings.eager_guard and len(eager) > 1
+                  and not eager_op_names(original))
+    # tuning goes to the one module where there is one (it holds every kernel, with weights
+    # folded); the partitioned graph stays a candidate with default schedules
+    compile_part = functools.partial(compile_subgraph, settings=dataclasses.replace(settings, trials=0),
+                                     budget=budget) if one_module else compile
     modules = []
     for name, sub in eager.items():
-        module = TvmSubgraph(f"{kind}/{name}", sub, compile)
+        module = TvmSubgraph(f"{kind}/{name}", sub, compile_part)
         setattr(parts.graph_module, name, module)
         modules.append(module)
     counters.bump("graphs_compiled")
@@ -56,7 +63,7 @@ def compile_aten_graph(gm: torch.fx.GraphModule, settings: Settings, kind: str, 
     targets = {m.name: target for target, m in zip(eager, modules)}
     graph = parts.graph_module
     whole = None
-    if kind == "inference" and settings.eager_guard and len(modules) > 1 and not eager_op_names(original):
+    if one_module:
         placeholders = sum(n.op == "placeholder" for n in original.graph.nodes)
         frozen = weights if weights and max(weights) < placeholders else ()
         whole = TvmSubgraph(f"{kind}/whole", _copy(original), compile, frozen)  # one VM call
@@ -69,9 +76,8 @@ def compile_aten_graph(gm: torch.fx.GraphModule, settings: Settings, kind: str, 
     def prepare():
         if settings.trials > 0:
             try:
-                todo = {n: (g, ()) for n, g in eager.items()}
-                if whole is not None:
-                    todo["whole"] = (whole.eager, whole.weights)
+                todo = ({"whole": (whole.eager, whole.weights)} if whole is not None
+                        else {n: (g, ()) for n, g in eager.items()})
                 pretune_graph(todo, settings, budget, f"{kind} graph")
             except Exception as err:  # each subgraph still tunes or falls back on its first call
                 log.warning("tvm_wm: tuning the %s graph failed (%s); continuing", kind, err)

@@ -84,3 +84,17 @@ def test_a_compiled_model_whose_weights_change_in_place_gives_the_new_result():
     after = torch_wm_backend.stats()
     assert after["kernel_calls"] - before["kernel_calls"] == 2  # TVM ran, one module per call
     assert after["weights_prepared"] - before["weights_prepared"] == 2
+
+
+def test_tuning_goes_to_the_one_module_where_there_is_one(tmp_path):
+    model, x = conv_bn_relu()
+    timer = FakeTimer(default_win=True)
+    compiled = torch.compile(model, backend=functools.partial(tvm_wm, timer=timer),
+                             options={"trials": 1, "cache_dir": str(tmp_path)})
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), model(x), atol=1e-4, rtol=1e-4)
+    stats = torch_wm_backend.stats()
+    assert stats["subgraphs_compiled"] > 2 and stats["subgraphs_failed"] == 0  # parts + the module
+    # the module's two conv+BN+ReLU kernels; not the partitioned graph's convs and batch norms,
+    # which stay a candidate with default schedules
+    assert stats["tasks_tuned"] == 2 and stats["graphs_kept_compiled"] == 1

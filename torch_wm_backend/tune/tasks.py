@@ -23,8 +23,20 @@ def prepare(mod: tvm.IRModule) -> tvm.IRModule:
 
 
 def extract(mod: tvm.IRModule, target) -> list:
-    """Tuning tasks, one per distinct fused kernel; ``weight`` counts how often each one runs."""
-    return list(ms.relax_integration.extract_tasks(prepare(mod), target))
+    """Tuning tasks, one per distinct fused kernel; ``weight`` counts how often each one runs.
+    Kernels only the frozen weights' preparation calls (``main_transform_params``, run once per
+    weight change, lower/freeze.py) are not tasks: a trial there buys nothing per call."""
+    return list(ms.relax_integration.extract_tasks(per_call(prepare(mod)), target))
+
+
+def per_call(mod: tvm.IRModule) -> tvm.IRModule:
+    """``mod`` without its weight-preparation function and the kernels only it calls."""
+    lifted = [gv for gv in mod.functions if gv.name_hint.endswith("transform_params")]
+    if not lifted:
+        return mod
+    kept = tvm.IRModule({gv: f for gv, f in mod.functions.items() if gv not in lifted},
+                        attrs=mod.attrs)
+    return relax.transform.DeadCodeElimination(["main"])(kept)
 
 
 def merged(mods: list, target) -> tuple[list, list]:
