@@ -103,6 +103,8 @@ def cmd_time(args):
         tuned = json.load(open(tuning_path)) if os.path.exists(tuning_path) else {}
         with torch.no_grad():
             fns["inductor"] = torch.compile(model)
+            # Inductor's own frozen-weights mode (torch._inductor.config.freezing), for this compile
+            fns["inductor_freezing"] = torch.compile(model, options={"freezing": True})
             for variant in ["tvm_wm_untuned", *TUNED]:
                 if f"{name}/{variant}" not in tuned or variant in args.skip:
                     continue  # not tuned yet: timing it here would tune it now
@@ -116,7 +118,11 @@ def cmd_time(args):
                     s = torch_wm_backend.stats()
                     kept[variant] = {k: s[k] for k in ("subgraphs_compiled", "context_kept_tvm",
                                                        "context_kept_eager", "graphs_kept_compiled",
-                                                       "graphs_kept_eager", "kernel_calls")}
+                                                       "graphs_kept_eager", "graphs_one_module",
+                                                       "weights_prepared", "prepared_weight_bytes")}
+                    torch_wm_backend.reset_stats()
+                    fn(x)  # what one call runs: TVM kernels (a VM call each), not the race's fallback
+                    kept[variant]["kernel_calls_per_call"] = torch_wm_backend.stats()["kernel_calls"]
         samples = {v: [] for v in fns}
         for _ in range(args.rounds):  # interleaved rounds: drift hits every variant alike
             for variant, fn in fns.items():
@@ -142,8 +148,10 @@ def write_markdown(out):
     variants = list(dict.fromkeys(v for r in out["models"].values() for v in r["variants"]))
     m = out["machine"]
     lines = [f"# End to end, batch 1, fp32 — {m['cpu']}, {m['cores']} cores, {m['date']}", "",
-             f"torch {m['torch']}, tvm {m['tvm']}; tuned variants: {out['trials']} trials per task. "
-             "Median latency in ms (speedup over eager, GFLOP/s).", "",
+             f"torch {m['torch']}, tvm {m['tvm']}; PyTorch on {m.get('torch_threads', '?')} threads, "
+             f"TVM on {m.get('tvm_threads', '?')}; tuned variants: {out['trials']} trials per task. "
+             "Median latency in ms (speedup over eager, GFLOP/s). inductor_freezing: Inductor with "
+             "`torch._inductor.config.freezing` (its frozen-weights mode).", "",
              "| model | GFLOP | " + " | ".join(variants) + " |", "|---|---|" + "---|" * len(variants)]
     for name, r in out["models"].items():
         cells = [f"{r['variants'][v]['ms']:.2f} (×{r['variants'][v]['speedup_vs_eager']:.2f}, "
@@ -154,19 +162,21 @@ def write_markdown(out):
         return f"×{math.exp(sum(map(math.log, ups)) / len(ups)):.2f} ({len(ups)} models)"
 
     lines.append("| geomean speedup | | " + " | ".join(geomean(v) for v in variants) + " |")
-    lines += ["", "What each tvm_wm variant runs: subgraphs compiled, and those the selection (select/) "
-              "kept in TVM after timing them in the model and racing the graph against Dynamo's graph "
-              "in PyTorch: *eager* means Dynamo's graph runs in PyTorch and no TVM kernel runs. On a warm "
-              "start with a cached choice of eager the compiled graph is not even loaded (counts 0).", "",
-              "| model / variant | compiled | kept in TVM | graph run |",
-              "|---|---|---|---|"]
+    lines += ["", "What each tvm_wm variant runs after the selection (select/) raced it against Dynamo's "
+              "graph in PyTorch: *one module* — the whole graph in one TVM module, weights frozen; "
+              "*partitioned* — the subgraphs kept in TVM, the rest in PyTorch; *eager* — Dynamo's graph "
+              "in PyTorch, no TVM kernel runs. TVM calls: TVM kernel (VM) calls in one model call.", "",
+              "| model / variant | subgraphs compiled | kept in TVM | graph run | TVM calls per call |",
+              "|---|---|---|---|---|"]
     for name, r in out["models"].items():
         for v, row in r["variants"].items():
             if "subgraphs" in row:
                 k = row["subgraphs"]
-                run = ("eager" if k.get("graphs_kept_eager") else
-                       "compiled" if k.get("graphs_kept_compiled") else "-")
-                lines.append(f"| {name}/{v} | {k['subgraphs_compiled']} | {k['context_kept_tvm']} | {run} |")
+                run = ("one module" if k.get("graphs_one_module") else
+                       "partitioned" if k.get("graphs_kept_compiled") else
+                       "eager" if k.get("graphs_kept_eager") else "-")
+                lines.append(f"| {name}/{v} | {k['subgraphs_compiled']} | {k['context_kept_tvm']} | "
+                             f"{run} | {k.get('kernel_calls_per_call', '-')} |")
     if out["tuning"]:
         lines += ["", "Tuning runs:", "",
                   "| model / variant | tuning + compile wall time (s) | tasks | trials |",

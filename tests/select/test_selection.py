@@ -41,7 +41,8 @@ def test_the_whole_graph_as_one_module_is_raced_first():
     ran = calls_twice(compile_with(model, timer), model, x)
     stats = torch_wm_backend.stats()
     assert ran == 1 and stats["subgraphs_failed"] == 0  # one kernel: the whole graph
-    assert stats["graphs_kept_compiled"] == 1 and stats["context_kept_tvm"] == 2
+    assert stats["graphs_kept_compiled"] == stats["graphs_one_module"] == 1
+    assert stats["context_kept_tvm"] == 2
     assert timer.compared == [True, True]  # two races in a row, one decision
 
 
@@ -52,6 +53,7 @@ def test_where_the_whole_module_loses_the_subgraphs_race():
     stats = torch_wm_backend.stats()
     assert ran == 2 and stats["subgraphs_failed"] == 0  # both subgraphs ran in TVM
     assert stats["graphs_kept_compiled"] == 1 and stats["context_kept_tvm"] == 2
+    assert stats["graphs_one_module"] == 0
     assert timer.compared == [False, True, True]
 
 
@@ -96,6 +98,7 @@ def test_the_choice_is_cached_and_a_warm_start_counts_its_hit(tmp_path):
     warm = torch_wm_backend.stats()
     assert again.compared == [] and again.in_place_calls == 0  # applied without timing
     assert ran == 1 and warm["graphs_kept_compiled"] == 1  # the whole graph, as chosen
+    assert cold["graphs_one_module"] == warm["graphs_one_module"] == 1
     assert warm["cache_hits"] == cold["cache_misses"] and warm["cache_misses"] == 0
 
 

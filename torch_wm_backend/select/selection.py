@@ -68,3 +68,5 @@ class Selection:
         counters.bump("context_kept_eager", subgraphs - kept)
         if whole_graph:
             counters.bump("graphs_kept_compiled" if choice.wins else "graphs_kept_eager")
+            if choice.wins and choice.whole:
+                counters.bump("graphs_one_module")
