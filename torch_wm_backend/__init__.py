@@ -3,8 +3,9 @@ world-model cost model."""
 from .errors import OptionError, TvmWmError, UnsupportedOpsError
 from .settings import Settings
 from .counters import reset_stats, stats
+from .explanation import explain
 
 __version__ = "0.1.0"
 
-__all__ = ["OptionError", "Settings", "TvmWmError", "UnsupportedOpsError", "reset_stats", "stats",
+__all__ = ["OptionError", "Settings", "TvmWmError", "UnsupportedOpsError", "explain", "reset_stats", "stats",
            "__version__"]

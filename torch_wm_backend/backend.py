@@ -8,12 +8,12 @@ import logging
 
 import torch
 
-from . import counters, threads
+from . import counters, explanation, threads
 from .cache import cache_key, store_for
 from .decompositions import decompositions
 from .errors import UnsupportedOpsError
 from .lower import target_for
-from .partition import eager_op_names, inline, partition
+from .partition import eager_op_names, eager_reasons, inline, partition
 from .partition.partitioner import views_to_reshapes
 from .pipeline import compile_subgraph, pretune_graph
 from .runtime import TvmSubgraph
@@ -59,6 +59,7 @@ def compile_aten_graph(gm: torch.fx.GraphModule, settings: Settings, kind: str, 
         log.info("tvm_wm %s graph: %d ATen nodes to TVM in %d subgraphs; left to PyTorch: %s",
                  kind, parts.nodes_lowered, len(parts.subgraph_names), ", ".join(parts.eager_ops))
     if not eager or (settings.trials == 0 and not settings.eager_guard):
+        explanation.graph_compiled(kind, parts, eager_reasons(original), None, settings)
         return parts.graph_module
     targets = {m.name: target for target, m in zip(eager, modules)}
     graph = parts.graph_module
@@ -82,8 +83,10 @@ def compile_aten_graph(gm: torch.fx.GraphModule, settings: Settings, kind: str, 
             except Exception as err:  # each subgraph still tunes or falls back on its first call
                 log.warning("tvm_wm: tuning the %s graph failed (%s); continuing", kind, err)
 
-    return AtenGraph(graph, original, modules, with_tvm, prepare,
+    aten = AtenGraph(graph, original, modules, with_tvm, prepare,
                      on_first_call if settings.eager_guard else None, whole)
+    explanation.graph_compiled(kind, parts, eager_reasons(original), aten, settings)
+    return aten
 
 
 def _copy(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
@@ -140,6 +143,7 @@ def tvm_wm(gm: torch.fx.GraphModule, example_inputs, mode=None, options=None, ti
         cached = outer.cached()
         if cached is not None and not cached.wins:
             counters.bump("graphs_kept_eager")
+            explanation.skipped_tracing()
             return gm.forward  # a warm start of a graph that lost: nothing traced or loaded
     inference = InferenceGraph(None, gm, outer, lambda args: device_of(
         [a for a in args if isinstance(a, torch.Tensor)])) if outer is not None else None

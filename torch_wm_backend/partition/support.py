@@ -77,40 +77,54 @@ def _multi_output(node: Node) -> bool:
 
 def lowerable(node: Node) -> bool:
     """True when TVM's importer can translate ``node`` and its result is what ATen computes."""
-    if node.op != "call_function":
-        return False
+    return node.op == "call_function" and not why_eager(node)
+
+
+def why_eager(node: Node) -> str:
+    """Why a call_function node stays in PyTorch, or "" when TVM lowers it."""
     name = op_name(node)
     if name == "getitem":
         parent = node.args[0]
-        if not (isinstance(parent, Node) and lowerable(parent)):
-            return False
-        return not _multi_output(parent) or node.args[1] == 0
+        if not (isinstance(parent, Node) and parent.op == "call_function" and lowerable(parent)):
+            return "reads an op that stays in PyTorch"
+        ok = not _multi_output(parent) or node.args[1] == 0
+        return "" if ok else "reads a result TVM does not compute"
     if not isinstance(node.target, torch._ops.OpOverload):
-        return False  # Python-level arithmetic on SymInts and the like
-    if name not in _convert_names() or name in _DENY:
-        return False
+        return "not an ATen op (Python arithmetic on sizes)"
+    if name in _DENY:
+        return "draws random numbers or exists for a side effect"
+    if name not in _convert_names():
+        return "TVM's importer has no translation"
     vals = _tensor_vals(node.meta.get("val"))
     if not vals:
-        return False
-    if any(v.dtype not in _DTYPES or v.layout != torch.strided for v in vals):
-        return False
-    for arg in node.all_input_nodes:
-        aval = arg.meta.get("val")
-        if isinstance(aval, torch.Tensor) and aval.dtype not in _DTYPES:
-            return False
+        return "no tensor result"
+    dtypes = {str(v.dtype) for v in vals if v.dtype not in _DTYPES or v.layout != torch.strided}
+    dtypes |= {str(a.meta["val"].dtype) for a in node.all_input_nodes
+               if isinstance(a.meta.get("val"), torch.Tensor) and a.meta["val"].dtype not in _DTYPES}
+    if dtypes:
+        return f"dtype or layout TVM does not take ({', '.join(sorted(dtypes))})"
     check = _CONSTRAINTS.get(name)
     if check is not None and not check(node):
-        return False
-    if _multi_output(node):
-        # TVM computes only the first result of ops like max_pool2d_with_indices or
-        # native_layer_norm faithfully (the others are placeholders): lower only when nothing
-        # reads the others.
-        return all(
-            u.target is operator.getitem and u.args[1] == 0 for u in node.users
-        )
-    return True
+        return "arguments TVM's translation does not cover"
+    # TVM computes only the first result of ops like max_pool2d_with_indices or native_layer_norm
+    # faithfully (the others are placeholders): lower only when nothing reads the others
+    if _multi_output(node) and not all(u.target is operator.getitem and u.args[1] == 0
+                                       for u in node.users):
+        return "its other results are read, and TVM computes only the first"
+    return ""
+
+
+def eager_reasons(gm: torch.fx.GraphModule) -> dict[str, str]:
+    """Each op of ``gm`` that TVM cannot lower -> why (the first reason met)."""
+    reasons: dict = {}
+    for n in gm.graph.nodes:
+        if n.op == "call_function":
+            why = why_eager(n)
+            if why:
+                reasons.setdefault(op_name(n), why)
+    return dict(sorted(reasons.items()))
 
 
 def eager_op_names(gm: torch.fx.GraphModule) -> list[str]:
     """The distinct call_function ops of ``gm`` that TVM cannot lower."""
-    return sorted({op_name(n) for n in gm.graph.nodes if n.op == "call_function" and not lowerable(n)})
+    return list(eager_reasons(gm))

@@ -26,6 +26,7 @@ class Choice:
     wins: bool                  # a candidate beat the reference: run it, else the reference
     timing: Optional[Timing]    # its last race; None when there was nothing to race
     whole: bool = False         # the winner is the whole graph as one module
+    in_place: Optional[dict] = None  # subgraph name -> (seconds in TVM, in PyTorch), timed in place
 
 
 def choose(subgraphs: list, run_mode: Callable, candidate_for: Callable, reference: Callable,
@@ -56,12 +57,13 @@ def choose(subgraphs: list, run_mode: Callable, candidate_for: Callable, referen
         rounds = int(min(15, max(3, budget_s / 2 / per_call)))
         in_tvm, in_eager = timer.in_place(run_mode, subgraphs, (all_tvm, all_eager), rounds)
     gains = {n: in_eager[n] - in_tvm[n] for n in all_tvm}
+    in_place = {n: (in_tvm[n], in_eager[n]) for n in all_tvm}
     order = sorted((n for n, g in gains.items() if g > 0), key=gains.get, reverse=True)
     k, timing = len(order), None
     while k >= 1:
         use = {n: n in order[:k] for n in all_tvm}
         timing = race(candidate_for(use), reference, device, timer)
         if timing.candidate_wins:
-            return Choice(use, True, timing)
+            return Choice(use, True, timing, in_place=in_place)
         k //= 2
-    return Choice(all_eager, False, timing)
+    return Choice(all_eager, False, timing, in_place=in_place)

@@ -11,7 +11,7 @@ from typing import Callable, Optional
 
 import torch
 
-from .. import counters
+from .. import counters, explanation
 from .selection import Selection
 
 log = logging.getLogger("torch_wm_backend")
@@ -106,6 +106,7 @@ def choose_for_training(graph: AtenGraph, args: list, selection: Selection, devi
             return
     graph.keep(choice.use_tvm, choice.wins)
     Selection.count(choice, len(subs), False)
+    explanation.chose(graph, choice, len(subs), cached is not None)
     if verdict is not None:
         verdict(choice.wins and any(choice.use_tvm.values()))
 
@@ -164,6 +165,7 @@ class InferenceGraph(_DecidesOnFirstCall):
         if cached is not None and cached.wins:
             graph.keep(cached.use_tvm, True)
             Selection.count(cached, len(graph.compiled_subgraphs()), True)
+            explanation.chose(graph, cached, len(graph.subgraphs), True)
 
     def _first(self, args):
         if builds_autograd(self.gm, args):
@@ -212,6 +214,7 @@ class InferenceGraph(_DecidesOnFirstCall):
             return compiled
         graph.keep(choice.use_tvm, choice.wins)
         Selection.count(choice, len(subs), True)
+        explanation.chose(graph, choice, len(subs), False)
         return compiled if choice.wins else self.gm
 
 

@@ -56,13 +56,33 @@ class Progress(ms.measure_callback.PyMeasureCallback):
         self.bar.close()
 
 
-def table(tasks: list, weights: list, flops: list, best: dict, trials: dict) -> str:
-    rows = ["| # | task | MFLOP | weight | best latency (us) | GFLOP/s | trials |",
-            "|---|---|---|---|---|---|---|"]
-    for i, task in enumerate(tasks):
-        secs = best.get(i)
-        gflops = f"{flops[i] / secs / 1e9:.1f}" if secs and flops[i] else "-"
-        latency = f"{secs * 1e6:.1f}" if secs else "-"
-        rows.append(f"| {i} | {task.task_name[:48]} | {flops[i] / 1e6:.2f} | {weights[i]:g} | "
-                    f"{latency} | {gflops} | {trials.get(i, 0)} |")
-    return "\n".join(rows)
+def rows(tasks: list, weights: list, database) -> list:
+    """Per task: kernel, MFLOP, calls (its weight), best measured latency in µs, GFLOP/s and search
+    trials in ``database`` (None: latency and trials unknown)."""
+    from . import defaults
+    from .tasks import flops
+
+    out = []
+    for task, weight in zip(tasks, weights):
+        func, best, trials = task.dispatched[0], None, 0
+        if database is not None and database.has_workload(func):
+            records = database.get_top_k(database.commit_workload(func), 1 << 16)
+            trials = sum(not defaults.is_default(r) for r in records)
+            secs = [float(s) for r in records[:1] for s in (r.run_secs or [])]
+            best = sum(secs) / len(secs) if secs else None
+        work = flops(task)
+        out.append({"kernel": task.task_name[:48], "mflop": work / 1e6, "calls": weight,
+                    "best_us": best * 1e6 if best else None,
+                    "gflops": work / best / 1e9 if best and work else None, "trials": trials})
+    return out
+
+
+def table(rows: list) -> str:
+    lines = ["| # | task | MFLOP | weight | best latency (us) | GFLOP/s | trials |",
+             "|---|---|---|---|---|---|---|"]
+    for i, r in enumerate(rows):
+        latency = f"{r['best_us']:.1f}" if r["best_us"] else "-"
+        gflops = f"{r['gflops']:.1f}" if r["gflops"] else "-"
+        lines.append(f"| {i} | {r['kernel']} | {r['mflop']:.2f} | {r['calls']:g} | {latency} | "
+                     f"{gflops} | {r['trials']} |")
+    return "\n".join(lines)

@@ -191,16 +191,5 @@ def _defaults(tasks, database, name: str, builder, runner) -> None:
 
 
 def _log_table(todo, weights, database, bar) -> None:
-    best, trials = {}, {}
-    for i, task in enumerate(todo):
-        func = task.dispatched[0]
-        if not database.has_workload(func):
-            continue
-        records = database.get_top_k(database.commit_workload(func), 1 << 16)
-        trials[i] = sum(not defaults.is_default(r) for r in records)
-        secs = [float(s) for r in records[:1] for s in (r.run_secs or [])]
-        if secs:
-            best[i] = sum(secs) / len(secs)
-    flops = [task_lib.flops(t) for t in todo]
     log.info("tuned %d kernels, %d trials:\n%s", len(todo), bar.measured,
-             progress.table(todo, weights, flops, best, trials))
+             progress.table(progress.rows(todo, weights, database)))
