@@ -10,8 +10,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="tvm-wm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     from .cache import cli as cache_cli
+    from .tune import cli as tune_cli
     from .world_model import cli as wm_cli
 
+    tune_cli.register(sub)
     cache_cli.register(sub)
     wm_cli.register(sub)
     args = parser.parse_args(argv)

@@ -74,6 +74,15 @@ def explain(model, *example_inputs, timer=None, **options) -> Explanation:
     ``example_inputs`` (a forward: no backward is run, nothing of the model's changes), print and
     return what was done. Tuning and the choices are cached as a normal compile's are. ``timer``:
     how choices are timed, as for the backend (the wall clock by default). Resets ``stats()``."""
+    result = tune_ahead(model, *example_inputs, timer=timer, **options)
+    print(result)
+    return result
+
+
+def tune_ahead(model, *example_inputs, timer=None, **options) -> Explanation:
+    """``explain`` without printing: tune, build and choose into the cache now, outside the program
+    that serves the model; that program's first call with the same ``options`` is a cache hit
+    (``tvm-wm cache export/import`` carries the cache to another machine)."""
     import functools
 
     from .backend import tvm_wm
@@ -92,10 +101,8 @@ def explain(model, *example_inputs, timer=None, **options) -> Explanation:
         for report in reports:
             report.kernels = _kernels(report)
         stats = counters.stats()
-        result = Explanation([r for r in reports if r.kind != "skipped"],
-                             sum(r.kind == "skipped" for r in reports), stats)
-    print(result)
-    return result
+        return Explanation([r for r in reports if r.kind != "skipped"],
+                           sum(r.kind == "skipped" for r in reports), stats)
 
 
 def graph_compiled(kind: str, parts, left_to_pytorch: dict, graph, settings) -> None:

@@ -13,6 +13,7 @@ from . import counters
 from .build import build
 from .cache import ArtifactStore, cache_key, store_for
 from .errors import TvmWmError
+from .logs import quiet_native
 from .lower import target_for, to_relax
 from .runtime.kernel import kernel_for
 from .runtime.subgraph import call_kernel, device_of, output_vals
@@ -44,8 +45,9 @@ def compile_subgraph(name: str, eager: torch.fx.GraphModule, args: list, setting
         if KERNEL not in entry.files:  # TVM's values were wrong: PyTorch runs
             counters.bump("subgraphs_wrong")
             return None
-        executable = tvm.runtime.load_module(str(entry.files[KERNEL]))
-        kernel = kernel_for(executable, device, weights)
+        with quiet_native():
+            executable = tvm.runtime.load_module(str(entry.files[KERNEL]))
+            kernel = kernel_for(executable, device, weights)
     except TvmWmError:
         raise
     except Exception as err:  # a TVM failure must never break the user's model
@@ -80,7 +82,8 @@ def pretune_graph(subgraphs: dict, settings: Settings, budget, name: str) -> Non
         if store.has(_key(eager, inputs, target_for(device), settings, weights)):
             continue  # built already, tuned or not: a warm start lowers and tunes nothing
         try:
-            mod = to_relax(eager, inputs, weights)  # fake tensors: only shapes and dtypes are read
+            with quiet_native():  # fake tensors: only shapes and dtypes are read
+                mod = to_relax(eager, inputs, weights)
         except Exception:
             continue  # not static, or TVM cannot import it: the first call will say why
         by_device.setdefault(device, []).append(mod)
@@ -117,7 +120,8 @@ def mismatch(tvm_outs: list, eager_out) -> str:
 
 def _build(name, target, eager, args, device, settings, store, budget, weights=()):
     """Lower, tune, build and check values: the artifact's files (none where TVM is wrong)."""
-    mod = to_relax(eager, args, weights)
+    with quiet_native():
+        mod = to_relax(eager, args, weights)
     database = None
     if settings.trials > 0:
         from .tune import tune
@@ -125,7 +129,7 @@ def _build(name, target, eager, args, device, settings, store, budget, weights=(
         with store.records_lock(target):  # open under the lock: see what other processes tuned
             database = store.open_records(target)
             tune([mod], target, settings, database, budget, name, records_dir_of(store, target))
-    executable = build(mod, target, database)
+    executable = _quiet_build(mod, target, database)
     extra = {"subgraph": name}
     # Values are always checked, guard or not: MetaSchedule can pick a wrong schedule (measured:
     # 2 of 24 sampled schedules of a BERT layer-norm kernel, rfactor + compute_at of its two
@@ -138,7 +142,7 @@ def _build(name, target, eager, args, device, settings, store, budget, weights=(
         log.warning("%s: the tuned kernel's result differs from PyTorch's (%s): a wrong schedule; "
                     "default schedules are used instead", name, problem)
         counters.bump("tuned_wrong")
-        executable = build(mod, target, None)
+        executable = _quiet_build(mod, target, None)
         kernel = kernel_for(executable, device, weights)
         problem = mismatch(call_kernel(kernel, args), want)
         extra["tuned_wrong"] = True
@@ -147,6 +151,12 @@ def _build(name, target, eager, args, device, settings, store, budget, weights=(
         return {}, {**extra, "mismatch": problem}
     with tempfile.TemporaryDirectory(prefix="tvm_wm_") as tmp:
         path = os.path.join(tmp, KERNEL)
-        executable.export_library(path)
+        with quiet_native():
+            executable.export_library(path)
         with open(path, "rb") as f:
             return {KERNEL: f.read()}, extra
+
+
+def _quiet_build(mod, target, database):
+    with quiet_native():  # TVM's compiler warns on the standard error from C++
+        return build(mod, target, database)

@@ -15,6 +15,7 @@ DEFAULT_TIME_BUDGET_S = 600.0  # caps the first run; max-autotune lifts it
 COST_MODELS = ("wm", "xgb", "random")
 CACHE_ENV = "TVM_WM_CACHE_DIR"
 TVM_THREADS_ENV = "TVM_NUM_THREADS"  # TVM's own; threads.py writes it unless the user did
+LOG_ENV = "TVM_WM_LOG"  # debug / info / warning: the backend's log level (logs.py)
 _DEFAULT = "default"  # cache_dir sentinel: resolve through the environment, then platformdirs
 
 
@@ -141,3 +142,15 @@ def user_tvm_threads() -> Optional[int]:
 
 def replace(settings: Settings, **changes) -> Settings:
     return dataclasses.replace(settings, **changes)
+
+
+def log_level() -> Optional[int]:
+    """``TVM_WM_LOG`` as a ``logging`` level, or None when unset; a bad value is an error."""
+    import logging
+
+    value = os.environ.get(LOG_ENV, "").strip().upper()
+    if not value:
+        return None
+    if value not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise OptionError(f"{LOG_ENV} must be debug, info, warning or error, got {value.lower()!r}")
+    return getattr(logging, value)

@@ -16,7 +16,7 @@ import tempfile
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.utils import fork_seed
 
-from .. import counters, threads
+from .. import counters, logs, threads
 from ..lower.target import _cpu_cores
 from ..settings import Settings
 from . import cost_models, defaults, progress, tasks as task_lib
@@ -102,7 +102,8 @@ def tune(mods: list, target, settings: Settings, database, budget: Budget | None
     if budget.spent():
         log.info("%s: time budget spent; default schedules for untuned kernels", name)
         return database
-    all_tasks, all_weights = task_lib.merged(mods, target)
+    with logs.quiet_native():
+        all_tasks, all_weights = task_lib.merged(mods, target)
     missing = task_lib.untuned(all_tasks, database, settings.trials, records_dir)
     if not missing:
         return database
@@ -116,6 +117,8 @@ def tune(mods: list, target, settings: Settings, database, budget: Budget | None
     counters.bump("tasks_tuned", len(todo))
     builder, runner = make_builder(num_cores), make_runner(settings)
     finished = []  # tasks whose search ended by itself
+    quiet = logs.quiet_search()
+    quiet.__enter__()
     try:
         cost_model = cost_models.create(settings.cost_model, target, num_cores)
         for trials, group in _by_missing([missing[i] for i in picked]):
@@ -135,6 +138,7 @@ def tune(mods: list, target, settings: Settings, database, budget: Budget | None
     try:
         _defaults(todo, database, name, builder, runner)
     finally:
+        quiet.__exit__(None, None, None)
         builder.shutdown()
         shutil.rmtree(work_dir, ignore_errors=True)
     task_lib.mark_finished(finished, settings.trials, database, records_dir)
