@@ -184,6 +184,13 @@ def write_markdown(out):
         for key, t in out["tuning"].items():
             s = t["stats"]
             lines.append(f"| {key} | {t['tune_s']:.0f} | {s['tasks_tuned']} | {s['trials_measured']} |")
+    from plots import speedup_bars
+
+    speedup_bars(os.path.join(RESULTS, "e2e.png"),
+                 {name: {v: row["speedup_vs_eager"] for v, row in r["variants"].items() if v != "eager"}
+                  for name, r in out["models"].items()},
+                 f"end to end, batch 1, {m['cores']} cores, {m['date'][:10]}")
+    lines += ["", "![speedup over eager](e2e.png)"]
     with open(os.path.join(RESULTS, "e2e.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
 

@@ -137,6 +137,12 @@ def write_markdown(out):
             lines.append(f"| {model}/{v} | {s['graphs_compiled']} | {s['subgraphs_compiled']} | "
                          f"{s['context_kept_tvm']} | {s['context_kept_eager']} | {s['trials_measured']} | "
                          f"{r['first_step_s'][v]:.0f} |")
+    from plots import speedup_bars
+
+    speedup_bars(os.path.join(RESULTS, "train_step.png"),
+                 {model: {v: r["ms"]["eager"] / r["ms"][v] for v in names if v != "eager"} for model, r in out["models"].items()},
+                 f"one training step, batch {out['batch']}, {m['cores']} cores, {m['date'][:10]}")
+    lines += ["", "![speedup over eager](train_step.png)"]
     with open(os.path.join(RESULTS, "train_step.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
