@@ -21,7 +21,7 @@ import torch
 
 from torch_wm_backend.world_model import dataset, hardware
 from torch_wm_backend.world_model.adapter import load_weights, weights_file
-from torch_wm_backend.world_model.collect import load_zoo, parse_target
+from torch_wm_backend.world_model.collect import parse_target
 from torch_wm_backend.world_model.network import Ensemble
 from torch_wm_backend.world_model.trainer import score_groups
 
@@ -100,12 +100,12 @@ def main() -> None:
     kind = target.kind.name
     args.weights = args.weights or str(weights_file(kind))
     stem = "wm_eval" if kind == "llvm" else f"wm_eval_{kind}"
-    zoo = load_zoo("benchmarks/zoo.py")
+    held_out = dataset.eval_networks(args.data)
     nets = dataset.networks_in(args.data)
     meta_path = Path(args.weights).with_suffix(".json")
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    train_nets = meta.get("train_networks") or [n for n in nets if n not in zoo.EVAL]
-    test_nets = [n for n in nets if n in zoo.EVAL]
+    train_nets = meta.get("train_networks") or [n for n in nets if n not in held_out]
+    test_nets = [n for n in nets if n in held_out]
     train = dataset.load_groups(args.data, train_nets, target, keep_mod=True)
     test = dataset.load_groups(args.data, test_nets, target, keep_mod=True)
     hw = torch.from_numpy(hardware.hardware_features(target))[None]

@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, ".")
 from torch_wm_backend.world_model import dataset, hardware, trainer  # noqa: E402
 from torch_wm_backend.world_model.adapter import default_config  # noqa: E402
-from torch_wm_backend.world_model.collect import cpu_target, load_zoo  # noqa: E402
+from torch_wm_backend.world_model.collect import cpu_target  # noqa: E402
 from torch_wm_backend.world_model.network import WorldModel, pairwise_rank_loss  # noqa: E402
 
 
@@ -124,14 +124,14 @@ def main():
     if cache.exists():
         data = pickle.load(open(cache, "rb"))
     else:
-        zoo = load_zoo("benchmarks/zoo.py")
-        nets = [n for n in dataset.networks_in(args.data) if n not in zoo.EVAL]
+        held_out = dataset.eval_networks(args.data)
+        nets = [n for n in dataset.networks_in(args.data) if n not in held_out]
         val_nets = trainer.default_val_networks(nets)
         train_nets = [n for n in nets if n not in val_nets]
         data = (dataset.load_groups(args.data, train_nets, target),
                 dataset.load_groups(args.data, val_nets, target),
                 dataset.load_groups(args.data, [n for n in dataset.networks_in(args.data)
-                                                if n in zoo.EVAL], target),
+                                                if n in held_out], target),
                 dataset.load_transitions(args.data, train_nets, target))
         pickle.dump(data, open(cache, "wb"))
     tr, va, te, trans = data

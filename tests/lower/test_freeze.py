@@ -9,8 +9,8 @@ import torch
 import torch_wm_backend
 from torch_wm_backend.backend import tvm_wm
 from torch_wm_backend.build import build
-from torch_wm_backend.decompositions import decompositions
 from torch_wm_backend.lower import to_relax
+from torch_wm_backend.lower.freeze import exported
 from torch_wm_backend.lower.target import cpu_target
 from torch_wm_backend.runtime.kernel import kernel_for
 from torch_wm_backend.tune.tasks import prepare
@@ -32,18 +32,9 @@ def conv_bn_relu():
     return model, torch.randn(1, 4, 12, 12)
 
 
-def exported(model, x):
-    program = torch.export.export(model, (x,)).run_decompositions(decompositions())
-    state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
-    targets = [s.target for s in program.graph_signature.input_specs]
-    args = [state[t].detach() if t is not None else x for t in targets]
-    weights = tuple(i for i, t in enumerate(targets) if t is not None)
-    return program.graph_module, args, weights
-
-
 def test_batch_norm_folds_into_the_convolution_kernel():
     model, x = conv_bn_relu()
-    gm, args, weights = exported(model, x)
+    gm, args, weights = exported(model, (x,))
     kernels = [gv.name_hint for gv, f in prepare(to_relax(gm, args, weights)).functions.items()
                if gv.name_hint != "main" and "transform_params" not in gv.name_hint]
     heavy = [k for k in kernels if "conv2d" in k]
@@ -55,7 +46,7 @@ def test_batch_norm_folds_into_the_convolution_kernel():
 
 def test_the_module_prepares_weights_once_and_again_after_they_change():
     model, x = conv_bn_relu()
-    gm, args, weights = exported(model, x)
+    gm, args, weights = exported(model, (x,))
     kernel = kernel_for(build(to_relax(gm, args, weights), cpu_target()), torch.device("cpu"), weights)
     with torch.no_grad():
         for _ in range(2):

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from torch_wm_backend.world_model import trainer
@@ -58,3 +59,27 @@ def test_training_is_seeded_apart_from_the_global_rngs():
     assert torch.equal(torch.random.get_rng_state(), before[0]) and random.getstate() == before[1]
     a, b = (n.state_dict() for n in nets)
     assert all(torch.equal(a[k], b[k]) for k in a), "one seed, one network"
+
+
+def test_records_say_their_thread_count_and_are_not_mixed(tmp_path):
+    from torch_wm_backend import TvmWmError
+    from torch_wm_backend.world_model import dataset
+
+    for net, n in (("a", 2), ("b", 2)):
+        dataset.record_threads(tmp_path / net, n)
+    assert dataset.check_threads(tmp_path, ["a", "b"]) == 2
+    (tmp_path / "old").mkdir()  # records from before thread counts were written: one thread
+    with pytest.raises(TvmWmError, match="different thread counts"):
+        dataset.check_threads(tmp_path, ["a", "old"])
+    (tmp_path / "a" / "database_tuning_record.json").write_text("")
+    with pytest.raises(TvmWmError, match="on 2 thread"):
+        dataset.record_threads(tmp_path / "a", 1)  # adding to them at another count
+
+
+def test_the_held_out_networks_do_not_depend_on_the_working_directory(tmp_path, monkeypatch):
+    from torch_wm_backend.world_model import dataset
+
+    monkeypatch.chdir(tmp_path)  # no benchmarks/ here
+    assert {"resnet50", "mobilenet_v2", "bert_base"} <= dataset.eval_networks(tmp_path)
+    dataset.record_eval_networks(tmp_path, ["net_x"])
+    assert dataset.eval_networks(tmp_path) == {"net_x"}

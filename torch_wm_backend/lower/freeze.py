@@ -42,3 +42,27 @@ def lift_weights(mod: tvm.IRModule, num_input: int) -> tvm.IRModule:
         relax.transform.LiftTransformParams(),
         relax.transform.FoldConstant(),
     ])(mod)
+
+
+def exported(model: torch.nn.Module, inputs: tuple):
+    """``(ATen graph, its inputs, weight positions)`` of ``model`` on ``inputs`` by
+    ``torch.export``, with the backend's decompositions: an inference graph as the backend lowers
+    it, for tools that lower a whole model outside ``torch.compile`` (the world model's collector)."""
+    from torch.export.graph_signature import InputKind
+
+    from ..decompositions import decompositions
+
+    with torch.no_grad():
+        program = torch.export.export(model, tuple(inputs)).run_decompositions(decompositions())
+    state = {**dict(model.named_parameters()), **dict(model.named_buffers()),
+             **dict(program.constants)}
+    user = iter(inputs)
+    args, weights = [], []
+    for i, spec in enumerate(program.graph_signature.input_specs):
+        if spec.kind == InputKind.USER_INPUT:
+            args.append(next(user))
+            continue
+        args.append(state[spec.target].detach())
+        if spec.kind in (InputKind.PARAMETER, InputKind.BUFFER):
+            weights.append(i)
+    return program.graph_module, args, tuple(weights)

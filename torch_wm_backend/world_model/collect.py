@@ -33,18 +33,15 @@ def load_zoo(path: str):
 
 
 def network_tasks(zoo, name: str, target) -> list:
-    """Tuning tasks of a zoo network, heaviest (weight x flop) first."""
-    import torch
-    from tvm.relax.frontend.torch import from_exported_program
-    from tvm.s_tir import meta_schedule as ms
-
-    from ..tune.tasks import prepare
+    """Tuning tasks of a zoo network as the backend tunes an inference graph whose every op lowers
+    (one module, weights frozen: lower/freeze.py), heaviest (weight x flop) first."""
+    from ..lower import to_relax
+    from ..lower.freeze import exported
+    from ..tune.tasks import extract
 
     model, inputs = zoo.build(name)
-    with torch.no_grad():
-        ep = torch.export.export(model, inputs)
-    mod = prepare(from_exported_program(ep, keep_params_as_input=True))
-    tasks = ms.relax_integration.extract_tasks(mod, target)
+    gm, args, weights = exported(model, inputs)
+    tasks = extract(to_relax(gm, args, weights), target)
     return sorted(tasks, key=lambda t: -float(t.weight) * task_flops(t))
 
 
@@ -196,14 +193,18 @@ def _save_transitions(mod, target, cands, path: Path) -> None:
 
 
 def eval_hashes(zoo, out: Path, target) -> set:
+    """Workloads of the evaluation networks (cached beside the data, with the networks' names)."""
     cache = out / "eval_hashes.json"
+    names = sorted(zoo.EVAL)
     if cache.exists():
-        return set(json.loads(cache.read_text()))
+        held = json.loads(cache.read_text())
+        if isinstance(held, dict) and held.get("networks") == names:
+            return set(held["hashes"])
     hashes = set()
-    for name in zoo.EVAL:
+    for name in names:
         hashes |= {task_hash(t) for t in network_tasks(zoo, name, target)}
     out.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps(sorted(hashes)))
+    cache.write_text(json.dumps({"networks": names, "hashes": sorted(hashes)}))
     return hashes
 
 
@@ -242,13 +243,17 @@ def run(args) -> int:
         log.info("rebuilt the transitions of %d tasks under %s", rebuild_transitions(out, target), out)
         return 0
     zoo = load_zoo(args.zoo)
-    held_out = eval_hashes(zoo, out, target)
-    nets = args.networks or _interleave(list(zoo.EVAL), list(zoo.TRAIN))
     from .. import threads
     from ..tune.tuner import make_builder, worker_threads
+    from .dataset import record_eval_networks, record_threads
 
+    nets = args.networks or _interleave(list(zoo.EVAL), list(zoo.TRAIN))
     # before the pools start: their workers measure with TVM on as many threads as PyTorch uses
     n_threads = threads.sync()
+    for name in nets:  # refuses to add records to a network measured at another thread count
+        record_threads(out / name, n_threads)
+    record_eval_networks(out, list(zoo.EVAL))
+    held_out = eval_hashes(zoo, out, target)
     builder = make_builder(cores)  # keeps its workers: MetaSchedule's restarts them per batch
     runner = ms.runner.LocalRunner(timeout_sec=20, evaluator_config=ms.runner.EvaluatorConfig(
         number=3, repeat=1, min_repeat_ms=0, enable_cpu_cache_flush=False),

@@ -36,6 +36,65 @@ class Transition:
     feats: np.ndarray
 
 
+MEASURED_WITH = "measured_with.json"  # per network: {"tvm_threads": n}
+# Records without it were measured before TVM's pool followed PyTorch's thread count: at one
+# thread of this 2-core machine (TVM sized its pool as half the hardware threads).
+UNRECORDED_THREADS = 1
+EVAL_NETWORKS = "eval_networks.json"  # beside the networks: those held out of training whole
+
+
+def record_threads(net_dir: Path, n: int) -> None:
+    """Say that ``net_dir``'s records are measured with TVM on ``n`` threads; refuse to add to
+    records measured at another count."""
+    from ..errors import TvmWmError
+
+    net_dir = Path(net_dir)
+    have = threads_of(net_dir)
+    if (net_dir / "database_tuning_record.json").exists() and have != n:
+        raise TvmWmError(f"{net_dir} holds records measured with TVM on {have} thread(s), not {n}: "
+                         "collect into another --out folder")
+    net_dir.mkdir(parents=True, exist_ok=True)
+    (net_dir / MEASURED_WITH).write_text(json.dumps({"tvm_threads": n}))
+
+
+def threads_of(net_dir: Path) -> int:
+    path = Path(net_dir) / MEASURED_WITH
+    return int(json.loads(path.read_text())["tvm_threads"]) if path.exists() else UNRECORDED_THREADS
+
+
+def check_threads(root, networks) -> int:
+    """The one thread count ``networks``' records were measured at; an error if they differ."""
+    from ..errors import TvmWmError
+
+    counts = {net: threads_of(Path(root) / net) for net in networks}
+    distinct = sorted(set(counts.values()))
+    if len(distinct) > 1:
+        by = {n: [net for net, c in counts.items() if c == n] for n in distinct}
+        raise TvmWmError("records measured with TVM at different thread counts, not mixed: " +
+                         "; ".join(f"{n}: {', '.join(nets)}" for n, nets in by.items()))
+    return distinct[0] if distinct else UNRECORDED_THREADS
+
+
+def record_eval_networks(root: Path, names: list) -> None:
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / EVAL_NETWORKS
+    held = set(json.loads(path.read_text())) if path.exists() else set()
+    path.write_text(json.dumps(sorted(held | set(names))))
+
+
+def eval_networks(root) -> set:
+    """The networks held out of training whole, as the collector wrote them beside the data; for
+    data from before it did, the evaluation networks of this source tree's zoo."""
+    path = Path(root) / EVAL_NETWORKS
+    if path.exists():
+        return set(json.loads(path.read_text()))
+    from .collect import DEFAULT_ZOO, load_zoo
+
+    zoo = Path(__file__).resolve().parents[2] / DEFAULT_ZOO  # the repository, not the cwd
+    return set(load_zoo(str(zoo)).EVAL) if zoo.exists() else set()
+
+
 def networks_in(root: Path) -> list[str]:
     return sorted(p.name for p in Path(root).iterdir() if (p / "database_workload.json").exists())
 
@@ -56,6 +115,7 @@ def load_groups(root, networks, target, keep_mod: bool = False) -> list[TaskGrou
     from . import state
 
     groups = []
+    check_threads(root, networks)
     for net in networks:
         d = Path(root) / net
         if not (d / "database_tuning_record.json").exists():

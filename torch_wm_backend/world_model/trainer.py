@@ -119,7 +119,7 @@ def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 1500, lr:
     """Train ``members`` networks from seeds seed, seed+1, ... and save them as one ensemble."""
     from ..errors import TvmWmError
     from . import hardware
-    from .collect import load_zoo, parse_target
+    from .collect import parse_target
 
     if members < 1:
         raise TvmWmError(f"--members must be at least 1, not {members}")
@@ -127,8 +127,9 @@ def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 1500, lr:
         raise TvmWmError(f"no data folder {root}: run `tvm-wm collect` first, or unpack the "
                          "committed records (benchmarks/data/wm_data_cpu.tar.xz) there")
     target = parse_target(target) if isinstance(target, str) else target
-    zoo_eval = set(load_zoo("benchmarks/zoo.py").EVAL) if Path("benchmarks/zoo.py").exists() else set()
-    nets = [n for n in dataset.networks_in(root) if n not in zoo_eval]
+    held_out = dataset.eval_networks(root)
+    nets = [n for n in dataset.networks_in(root) if n not in held_out]
+    dataset.check_threads(root, nets)
     if val_networks is None:
         val_networks = default_val_networks(nets)
     train_nets = [n for n in nets if n not in val_networks]
