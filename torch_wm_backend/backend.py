@@ -15,9 +15,9 @@ from .errors import UnsupportedOpsError
 from .lower import target_for
 from .partition import eager_op_names, eager_reasons, inline, partition
 from .partition.partitioner import views_to_reshapes
-from .pipeline import compile_subgraph, pretune_graph
+from .pipeline import compile_subgraph, load_kernel, pretune_graph
 from .runtime import TvmSubgraph
-from .runtime.subgraph import device_of
+from .runtime.subgraph import call_kernel, device_of
 from .select import AtenGraph, InferenceGraph, Selection, Timer
 from .select.graphs import TrainingGraph, builds_autograd, choose_for_training
 from .settings import Settings
@@ -117,6 +117,28 @@ def _train_choice(kind: str, settings: Settings, timer, training=None):
     return on_first_call
 
 
+def _direct_whole(selection: Selection, settings: Settings, example_inputs):
+    """The whole module, as the cached choice made it, called on Dynamo's inputs: aot_autograd's
+    tracing and partitioning skipped (select/graphs.py InferenceGraph._direct says when it can)."""
+    direct = selection.extra.get("direct")
+    if not (selection.cached().whole and direct):
+        return None
+    device = device_of([a for a in example_inputs if isinstance(a, torch.Tensor)])
+    kernel = load_kernel(direct["kernel"], settings, device, tuple(direct["weights"]))
+    if kernel is None:
+        return None
+    as_tuple = direct["tuple"]
+    counters.bump("graphs_kept_compiled")
+    counters.bump("graphs_one_module")
+    explanation.skipped_tracing(runs="TVM, the whole graph as one module (cached choice)")
+
+    def run(*args):
+        outs = call_kernel(kernel, args)
+        return tuple(outs) if as_tuple else outs
+
+    return torch._dynamo.disable(run)
+
+
 def weight_positions(gm: torch.fx.GraphModule) -> tuple:
     """Positions of the graph's inputs that Dynamo took from a module's parameters or buffers."""
     positions = []
@@ -145,6 +167,9 @@ def tvm_wm(gm: torch.fx.GraphModule, example_inputs, mode=None, options=None, ti
             counters.bump("graphs_kept_eager")
             explanation.skipped_tracing()
             return gm.forward  # a warm start of a graph that lost: nothing traced or loaded
+        direct = _direct_whole(outer, settings, example_inputs) if cached is not None else None
+        if direct is not None:
+            return direct  # a warm start of a graph whose one module won: nothing traced
     inference = InferenceGraph(None, gm, outer, lambda args: device_of(
         [a for a in args if isinstance(a, torch.Tensor)])) if outer is not None else None
     weights = weight_positions(gm) if inference is not None else ()

@@ -65,7 +65,7 @@ class Explanation:
         head = (f"tvm_wm: {len(self.graphs)} graph(s) compiled, {self.stats['kernel_calls']} TVM "
                 f"kernel call(s), {self.stats['trials_measured']} trial(s) measured")
         if self.skipped:
-            head += f"; {self.skipped} graph(s) run by PyTorch as cached (not traced)"
+            head += f"; {self.skipped} graph(s) run as their cached choice says (not traced)"
         return "\n".join([head, *map(str, self.graphs)])
 
 
@@ -116,10 +116,11 @@ def graph_compiled(kind: str, parts, left_to_pytorch: dict, graph, settings) -> 
         _active.append(report)
 
 
-def skipped_tracing() -> None:
-    """The backend ran Dynamo's graph in PyTorch on a cached choice, tracing nothing."""
+def skipped_tracing(runs: str = "PyTorch (cached choice)") -> None:
+    """On a cached choice the backend runs Dynamo's graph in PyTorch, or the one TVM module,
+    tracing nothing."""
     if _active is not None:
-        _active.append(GraphReport("skipped", 0, 0, {}, 0, runs="PyTorch (cached choice)"))
+        _active.append(GraphReport("skipped", 0, 0, {}, 0, runs=runs))
 
 
 def chose(graph, choice, subgraphs: int, cached: bool) -> None:

@@ -39,15 +39,14 @@ def compile_subgraph(name: str, eager: torch.fx.GraphModule, args: list, setting
     try:
         target = target_for(device)
         store = store_for(settings.cache_dir)
-        entry = store.get_or_build(_key(eager, args, target, settings, weights),
-                                   lambda: _build(name, target, eager, args, device, settings, store,
-                                                  budget, weights))
+        parts = _key(eager, args, target, settings, weights)
+        entry = store.get_or_build(parts, lambda: _build(name, target, eager, args, device, settings,
+                                                         store, budget, weights))
         if KERNEL not in entry.files:  # TVM's values were wrong: PyTorch runs
             counters.bump("subgraphs_wrong")
             return None
-        with quiet_native():
-            executable = tvm.runtime.load_module(str(entry.files[KERNEL]))
-            kernel = kernel_for(executable, device, weights)
+        kernel = _load(entry, device, weights)
+        kernel.cache_parts = parts if store.enabled else None  # where a warm start finds it
     except TvmWmError:
         raise
     except Exception as err:  # a TVM failure must never break the user's model
@@ -60,6 +59,21 @@ def compile_subgraph(name: str, eager: torch.fx.GraphModule, args: list, setting
         return None
     counters.bump("subgraphs_compiled")
     return kernel
+
+
+def _load(entry, device, weights):
+    with quiet_native():
+        return kernel_for(tvm.runtime.load_module(str(entry.files[KERNEL])), device, weights)
+
+
+def load_kernel(parts: dict, settings: Settings, device, weights: tuple = ()):
+    """The cached kernel under the key ``parts``, or None (not cached, or not loadable)."""
+    try:
+        entry = store_for(settings.cache_dir).get(parts)
+        return _load(entry, device, weights) if entry is not None and KERNEL in entry.files else None
+    except Exception as err:
+        log.debug("the cached kernel did not load (%s)", err)
+        return None
 
 
 def _key(eager, args, target, settings, weights) -> dict:

@@ -81,7 +81,7 @@ def test_tuning_goes_to_the_one_module_where_there_is_one(tmp_path):
     model, x = conv_bn_relu()
     timer = FakeTimer(default_win=True)
     compiled = torch.compile(model, backend=functools.partial(tvm_wm, timer=timer),
-                             options={"trials": 1, "cache_dir": str(tmp_path)})
+                             options={"trials": 1, "cost_model": "random", "cache_dir": str(tmp_path)})
     with torch.no_grad():
         torch.testing.assert_close(compiled(x), model(x), atol=1e-4, rtol=1e-4)
     stats = torch_wm_backend.stats()
@@ -89,3 +89,25 @@ def test_tuning_goes_to_the_one_module_where_there_is_one(tmp_path):
     # the module's two conv+BN+ReLU kernels; not the partitioned graph's convs and batch norms,
     # which stay a candidate with default schedules
     assert stats["tasks_tuned"] == 2 and stats["graphs_kept_compiled"] == 1
+
+
+def test_a_warm_start_of_a_one_module_choice_traces_nothing_and_stays_right(tmp_path):
+    model, x = conv_bn_relu()
+    options = {"trials": 0, "cache_dir": str(tmp_path)}
+    cold = torch.compile(model, backend=functools.partial(tvm_wm, timer=FakeTimer(default_win=True)),
+                         options=options)
+    with torch.no_grad():
+        cold(x)
+    assert torch_wm_backend.stats()["graphs_one_module"] == 1
+    torch._dynamo.reset()
+    torch_wm_backend.reset_stats()
+    again = FakeTimer(default_win=False)  # would choose PyTorch if it were asked
+    warm = torch.compile(model, backend=functools.partial(tvm_wm, timer=again), options=options)
+    with torch.no_grad():
+        torch.testing.assert_close(warm(x), model(x), atol=1e-4, rtol=1e-4)
+        model[0].weight.mul_(2)  # the weights are still the user's
+        torch.testing.assert_close(warm(x), model(x), atol=1e-4, rtol=1e-4)
+    stats = torch_wm_backend.stats()
+    assert stats["graphs_compiled"] == 0 and again.compared == []  # no ATen graph, no race
+    assert stats["graphs_one_module"] == 1 and stats["kernel_calls"] == 2
+    assert stats["weights_prepared"] == 2

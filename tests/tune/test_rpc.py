@@ -43,7 +43,7 @@ def _server_env() -> dict:
     return {**os.environ, "TVM_NUM_THREADS": str(threads.sync())}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")  # one tracker and two servers for the module
 def tracker():
     port = _free_port()
     procs = [subprocess.Popen([sys.executable, "-m", "tvm.exec.rpc_tracker", "--host", "127.0.0.1",

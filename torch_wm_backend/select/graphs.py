@@ -206,7 +206,8 @@ class InferenceGraph(_DecidesOnFirstCall):
 
         try:
             choice = self.selection.decide(subs, run_mode, candidate_for, lambda: self.gm(*args),
-                                           self.device_of(args), whole and whole.name)
+                                           self.device_of(args), whole and whole.name,
+                                           self._direct(whole, args))
         except Exception as err:  # the compiled graph stays, every kernel in TVM
             graph.current = graph.partitioned
             graph.set_modes({s.name: True for s in subs})
@@ -216,6 +217,30 @@ class InferenceGraph(_DecidesOnFirstCall):
         Selection.count(choice, len(subs), True)
         explanation.chose(graph, choice, len(subs), False)
         return compiled if choice.wins else self.gm
+
+
+    def _direct(self, whole, args: list) -> Optional[dict]:
+        """How the whole module can run on Dynamo's inputs directly, skipping aot_autograd on a
+        warm start: when the ATen graph takes Dynamo's inputs as they are and returns Dynamo's
+        outputs (no input mutated, no alias, only tensors). None where it cannot."""
+        kernel = whole.last if whole is not None else None
+        parts = getattr(kernel, "cache_parts", None)
+        aten = self.aten_args
+        if parts is None or len(aten) != len(args) or not all(
+                isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape
+                and a.dtype == b.dtype for a, b in zip(aten, args)):
+            return None
+        try:
+            with torch.no_grad():
+                ref, mine = self.gm(*args), whole(*aten)
+        except Exception:
+            return None
+        mine = list(mine) if isinstance(mine, (tuple, list)) else [mine]
+        if not isinstance(ref, (tuple, list)) or len(ref) != len(mine) or not all(
+                isinstance(r, torch.Tensor) and r.shape == m.shape and r.dtype == m.dtype
+                for r, m in zip(ref, mine)):
+            return None
+        return {"kernel": parts, "weights": list(whole.weights), "tuple": isinstance(ref, tuple)}
 
 
 def _same_weights(positions, aten_args, args) -> bool:

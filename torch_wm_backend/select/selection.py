@@ -22,6 +22,7 @@ class Selection:
         self.name, self.store, self.timer = name, store, timer
         self.parts = {**key_parts, "format": FORMAT} if key_parts is not None else None
         self._cached: Optional[Choice] = None
+        self.extra: dict = {}  # what the cached entry holds beside the choice
         self._looked_up = False
 
     def cached(self) -> Optional[Choice]:
@@ -35,12 +36,15 @@ class Selection:
                 except Exception as err:  # an unreadable cache: decide as if it were empty
                     log.debug("%s: no cached choice (%s)", self.name, err)
             if entry is not None:
-                extra = entry.extra
+                extra = self.extra = dict(entry.extra)
                 self._cached = Choice(dict(extra["use_tvm"]), bool(extra["wins"]), None,
                                       bool(extra.get("whole", False)))
         return self._cached
 
-    def decide(self, subgraphs, run_mode, candidate_for, reference, device, whole=None) -> Choice:
+    def decide(self, subgraphs, run_mode, candidate_for, reference, device, whole=None,
+               direct: Optional[dict] = None) -> Choice:
+        """``direct``: how a warm start runs the whole module without tracing, kept with a choice
+        of it (select/graphs.py)."""
         choice = choose(subgraphs, run_mode, candidate_for, reference, device, self.timer, whole)
         t = choice.timing
         if t is not None:
@@ -51,6 +55,8 @@ class Selection:
                      " (machine busy: not cached)" if t.busy else "")
         if self.store is not None and self.parts is not None and (t is None or not t.busy):
             extra = {"use_tvm": choice.use_tvm, "wins": choice.wins, "whole": choice.whole}
+            if direct is not None and choice.wins and choice.whole:
+                extra["direct"] = direct
             if t is not None:
                 extra.update(candidate_ms=t.candidate_s * 1e3, reference_ms=t.reference_s * 1e3)
             try:
