@@ -94,7 +94,7 @@ def cmd_time(args):
 
     out = {"machine": describe(), "trials": args.trials, "models": {}}
     tuning_path = os.path.join(RESULTS, f"e2e_tuning_t{args.trials}.json")
-    for name in MODELS:
+    for name in args.models:
         model, x = _load(name)
         with FlopCounterMode(display=False) as counter, torch.no_grad():
             model(x)
@@ -138,11 +138,12 @@ def cmd_time(args):
         print(name, {v: round(r["ms"], 2) for v, r in rows.items()}, flush=True)
         torch._dynamo.reset()
     out["tuning"] = json.load(open(tuning_path)) if os.path.exists(tuning_path) else {}
-    json.dump(out, open(os.path.join(RESULTS, "e2e.json"), "w"), indent=1)
-    write_markdown(out)
+    os.makedirs(args.out, exist_ok=True)
+    json.dump(out, open(os.path.join(args.out, "e2e.json"), "w"), indent=1)
+    write_markdown(out, args.out)
 
 
-def write_markdown(out):
+def write_markdown(out, folder=RESULTS):
     import math
 
     variants = list(dict.fromkeys(v for r in out["models"].values() for v in r["variants"]))
@@ -186,12 +187,12 @@ def write_markdown(out):
             lines.append(f"| {key} | {t['tune_s']:.0f} | {s['tasks_tuned']} | {s['trials_measured']} |")
     from plots import speedup_bars
 
-    speedup_bars(os.path.join(RESULTS, "e2e.png"),
+    speedup_bars(os.path.join(folder, "e2e.png"),
                  {name: {v: row["speedup_vs_eager"] for v, row in r["variants"].items() if v != "eager"}
                   for name, r in out["models"].items()},
                  f"end to end, batch 1, {m['cores']} cores, {m['date'][:10]}")
     lines += ["", "![speedup over eager](e2e.png)"]
-    with open(os.path.join(RESULTS, "e2e.md"), "w") as f:
+    with open(os.path.join(folder, "e2e.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
 
@@ -210,6 +211,7 @@ def main():
     parser.add_argument("--iters", type=int, default=2)
     parser.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
     parser.add_argument("--skip", nargs="*", default=[], help="variants not to time")
+    parser.add_argument("--out", default=RESULTS, help="where `time` writes e2e.json/.md/.png")
     parser.add_argument("--variants", nargs="+", default=["tvm_wm_wm", "tvm_wm_xgb"],
                         choices=list(TUNED), help="tuned variants to tune, in this order")
     args = parser.parse_args()
