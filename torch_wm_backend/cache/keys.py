@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import operator
 
 import torch
 
@@ -35,7 +36,7 @@ def graph_hash(gm: torch.fx.GraphModule) -> str:
             target = ""  # placeholder names are positional; constants are hashed by value below
         h.update(repr((node.op, str(target), args, kwargs)).encode())
         if node.op == "get_attr":
-            value = _fetch(gm, node.target)
+            value = operator.attrgetter(node.target)(gm)
             if isinstance(value, torch.Tensor):
                 t = value.detach().cpu().contiguous()
                 h.update(repr((t.dtype, tuple(t.shape))).encode())
@@ -54,8 +55,3 @@ def cache_key(gm: torch.fx.GraphModule, args: list, target, settings) -> dict:
     return {"graph": graph_hash(gm), "shapes": shapes, "target": str(target),
             "versions": versions(), "settings": settings.artifact_key()}
 
-
-def _fetch(module, target: str):
-    for part in target.split("."):
-        module = getattr(module, part)
-    return module

@@ -53,14 +53,9 @@ def _inline_call(graph: Graph, call: Node, sub: GraphModule, env: dict, constant
             return map_arg(node.args[0], lambda n: local[n])
         elif node.op == "get_attr":
             name = f"{call.target}_{node.target.replace('.', '_')}"
-            constants[name] = _fetch(sub, node.target)
+            constants[name] = operator.attrgetter(node.target)(sub)
             local[node] = graph.get_attr(name)
         else:
             local[node] = graph.node_copy(node, lambda n: local[n])
     raise ValueError(f"{call.target}: subgraph without an output")
 
-
-def _fetch(module, target: str):
-    for part in target.split("."):
-        module = getattr(module, part)
-    return module
