@@ -21,11 +21,11 @@ MODELS = ["mobilenet_v2", "resnet50", "bert_base"]
 TUNED = {"tvm_wm_xgb": "xgb", "tvm_wm_wm": "wm"}
 
 
-def options(variant: str, trials: int) -> dict:
+def options(variant: str, trials: int, work: str = WORK) -> dict:
     if variant == "tvm_wm_untuned":
-        return {"trials": 0, "cache_dir": os.path.join(WORK, variant)}
+        return {"trials": 0, "cache_dir": os.path.join(work, variant)}
     return {"trials": trials, "cost_model": TUNED[variant], "time_budget_s": None,
-            "cache_dir": os.path.join(WORK, f"{variant}_t{trials}")}
+            "cache_dir": os.path.join(work, f"{variant}_t{trials}")}
 
 
 def _load(name):
@@ -108,7 +108,8 @@ def cmd_time(args):
             for variant in ["tvm_wm_untuned", *TUNED]:
                 if f"{name}/{variant}" not in tuned or variant in args.skip:
                     continue  # not tuned yet: timing it here would tune it now
-                fns[variant] = torch.compile(model, backend="tvm_wm", options=options(variant, args.trials))
+                fns[variant] = torch.compile(model, backend="tvm_wm",
+                                             options=options(variant, args.trials, args.work))
             kept = {}
             for variant, fn in fns.items():
                 torch_wm_backend.reset_stats()
@@ -212,6 +213,8 @@ def main():
     parser.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
     parser.add_argument("--skip", nargs="*", default=[], help="variants not to time")
     parser.add_argument("--out", default=RESULTS, help="where `time` writes e2e.json/.md/.png")
+    parser.add_argument("--work", default=WORK, help="the variants' caches `time` reads (a copy "
+                        "of them while `tune` holds their records lock)")
     parser.add_argument("--variants", nargs="+", default=["tvm_wm_wm", "tvm_wm_xgb"],
                         choices=list(TUNED), help="tuned variants to tune, in this order")
     args = parser.parse_args()
