@@ -13,7 +13,7 @@ from .cache import cache_key, store_for
 from .decompositions import decompositions
 from .errors import UnsupportedOpsError
 from .lower import target_for
-from .partition import eager_op_names, eager_reasons, inline, partition
+from .partition import eager_op_names, inline, partition
 from .partition.partitioner import views_to_reshapes
 from .pipeline import compile_subgraph, load_kernel, pretune_graph
 from .runtime import TvmSubgraph
@@ -59,7 +59,7 @@ def compile_aten_graph(gm: torch.fx.GraphModule, settings: Settings, kind: str, 
         log.info("tvm_wm %s graph: %d ATen nodes to TVM in %d subgraphs; left to PyTorch: %s",
                  kind, parts.nodes_lowered, len(parts.subgraph_names), ", ".join(parts.eager_ops))
     if not eager or (settings.trials == 0 and not settings.eager_guard):
-        explanation.graph_compiled(kind, parts, eager_reasons(original), None, settings)
+        explanation.graph_compiled(kind, parts, original, None, settings)
         return parts.graph_module
     targets = {m.name: target for target, m in zip(eager, modules)}
     graph = parts.graph_module
@@ -85,7 +85,7 @@ def compile_aten_graph(gm: torch.fx.GraphModule, settings: Settings, kind: str, 
 
     aten = AtenGraph(graph, original, modules, with_tvm, prepare,
                      on_first_call if settings.eager_guard else None, whole)
-    explanation.graph_compiled(kind, parts, eager_reasons(original), aten, settings)
+    explanation.graph_compiled(kind, parts, original, aten, settings)
     return aten
 
 

@@ -44,14 +44,10 @@ class GraphReport:
             lines.append(f"  subgraph {name}: {side} (in the model: TVM {tvm_us:.1f} µs, "
                          f"PyTorch {torch_us:.1f} µs)")
         if self.kernels:
+            from .tune.progress import table
+
             lines.append(f"  TVM kernels (cost model {self.settings.cost_model}):")
-            lines.append("  | kernel | MFLOP | calls | best µs | GFLOP/s | trials |")
-            lines.append("  |---|---|---|---|---|---|")
-            for k in self.kernels:
-                best = f"{k['best_us']:.1f}" if k["best_us"] else "-"
-                gflops = f"{k['gflops']:.1f}" if k["gflops"] else "-"
-                lines.append(f"  | {k['kernel']} | {k['mflop']:.2f} | {k['calls']:g} | {best} | "
-                             f"{gflops} | {k['trials']} |")
+            lines += ["  " + line for line in table(self.kernels).splitlines()]
         return "\n".join(lines)
 
 
@@ -105,10 +101,13 @@ def tune_ahead(model, *example_inputs, timer=None, **options) -> Explanation:
                            sum(r.kind == "skipped" for r in reports), stats)
 
 
-def graph_compiled(kind: str, parts, left_to_pytorch: dict, graph, settings) -> None:
-    """compile_aten_graph: an ATen graph was partitioned (``graph``: its AtenGraph, or None)."""
+def graph_compiled(kind: str, parts, original, graph, settings) -> None:
+    """compile_aten_graph: ``original`` (an ATen graph) was partitioned into ``parts``
+    (``graph``: its AtenGraph, or None)."""
     if _active is not None:
-        report = GraphReport(kind, parts.nodes_lowered, parts.nodes_eager, left_to_pytorch,
+        from .partition import eager_reasons
+
+        report = GraphReport(kind, parts.nodes_lowered, parts.nodes_eager, eager_reasons(original),
                              len(parts.subgraph_names), graph, settings)
         if graph is None:
             report.runs = ("PyTorch (nothing to lower)" if not parts.subgraph_names else

@@ -218,7 +218,6 @@ class InferenceGraph(_DecidesOnFirstCall):
         explanation.chose(graph, choice, len(subs), False)
         return compiled if choice.wins else self.gm
 
-
     def _direct(self, whole, args: list) -> Optional[dict]:
         """How the whole module can run on Dynamo's inputs directly, skipping aot_autograd on a
         warm start: when the ATen graph takes Dynamo's inputs as they are and returns Dynamo's

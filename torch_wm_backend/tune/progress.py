@@ -78,7 +78,7 @@ def rows(tasks: list, weights: list, database) -> list:
 
 
 def table(rows: list) -> str:
-    lines = ["| # | task | MFLOP | weight | best latency (us) | GFLOP/s | trials |",
+    lines = ["| # | kernel | MFLOP | calls | best µs | GFLOP/s | trials |",
              "|---|---|---|---|---|---|---|"]
     for i, r in enumerate(rows):
         latency = f"{r['best_us']:.1f}" if r["best_us"] else "-"

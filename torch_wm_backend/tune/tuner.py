@@ -117,30 +117,28 @@ def tune(mods: list, target, settings: Settings, database, budget: Budget | None
     counters.bump("tasks_tuned", len(todo))
     builder, runner = make_builder(num_cores), make_runner(settings)
     finished = []  # tasks whose search ended by itself
-    quiet = logs.quiet_search()
-    quiet.__enter__()
-    try:
-        cost_model = cost_models.create(settings.cost_model, target, num_cores)
-        for trials, group in _by_missing([missing[i] for i in picked]):
-            if budget.spent():
-                break
-            _search([todo[j] for j in group], [weights[j] for j in group], trials, settings,
-                    num_cores, work_dir, builder, runner, database, cost_model, bar, finished)
-    except KeyboardInterrupt:
-        log.warning("%s: tuning interrupted; keeping the %d trials measured so far", name, bar.measured)
-    except Exception as err:  # the search failed: the kernels keep their default schedules
-        counters.bump("tuning_failures")
-        log.warning("%s: tuning failed (%s: %s); default schedules where no record exists", name,
-                    type(err).__name__, str(err).splitlines()[0] if str(err) else "")
-        log.debug("%s: the failure in full", name, exc_info=True)
-    finally:
-        bar.close()
-    try:
-        _defaults(todo, database, name, builder, runner)
-    finally:
-        quiet.__exit__(None, None, None)
-        builder.shutdown()
-        shutil.rmtree(work_dir, ignore_errors=True)
+    with logs.quiet_search():  # MetaSchedule's per-round tables only at the debug level
+        try:
+            cost_model = cost_models.create(settings.cost_model, target, num_cores)
+            for trials, group in _by_missing([missing[i] for i in picked]):
+                if budget.spent():
+                    break
+                _search([todo[j] for j in group], [weights[j] for j in group], trials, settings,
+                        num_cores, work_dir, builder, runner, database, cost_model, bar, finished)
+        except KeyboardInterrupt:
+            log.warning("%s: tuning interrupted; keeping the %d trials measured so far", name, bar.measured)
+        except Exception as err:  # the search failed: the kernels keep their default schedules
+            counters.bump("tuning_failures")
+            log.warning("%s: tuning failed (%s: %s); default schedules where no record exists", name,
+                        type(err).__name__, str(err).splitlines()[0] if str(err) else "")
+            log.debug("%s: the failure in full", name, exc_info=True)
+        finally:
+            bar.close()
+        try:
+            _defaults(todo, database, name, builder, runner)
+        finally:
+            builder.shutdown()
+            shutil.rmtree(work_dir, ignore_errors=True)
     task_lib.mark_finished(finished, settings.trials, database, records_dir)
     _log_table(todo, weights, database, bar)
     return database
