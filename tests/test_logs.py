@@ -56,3 +56,16 @@ def test_a_tuned_compile_is_quiet_unless_asked(tmp_path):
     assert len(default) <= 15, default
     assert len(info) <= 40 and not any("task_scheduler" in line for line in info), info
     assert any("task_scheduler" in line for line in debug)  # MetaSchedule's tables, as asked
+
+
+def test_a_bad_log_level_is_named(monkeypatch):
+    import pytest
+
+    from torch_wm_backend import OptionError
+    from torch_wm_backend.settings import log_level
+
+    monkeypatch.setenv("TVM_WM_LOG", "loud")
+    with pytest.raises(OptionError, match="TVM_WM_LOG must be debug, info, warning or error"):
+        log_level()
+    monkeypatch.setenv("TVM_WM_LOG", "Debug")
+    assert log_level() == 10
