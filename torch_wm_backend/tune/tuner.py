@@ -22,6 +22,7 @@ from ..settings import Settings
 from . import cost_models, defaults, progress, tasks as task_lib
 from .budget import Budget
 from .builder import PersistentBuilder
+from .intrinsics import tune_context
 
 log = logging.getLogger("torch_wm_backend")
 
@@ -37,10 +38,10 @@ def _contexts(todo: list, weights: list, settings: Settings, num_cores: int):
     if search_log.level == logging.NOTSET:
         search_log.setLevel(logging.WARNING)
     contexts = [
-        ms.TuneContext(mod=task.dispatched[0], target=task.target,
-                       space_generator="post-order-apply", search_strategy=make_search(settings.trials),
-                       task_name=task.task_name, logger=search_log, rand_state=seed,
-                       num_threads=num_cores).clone()
+        tune_context(mod=task.dispatched[0], target=task.target,
+                     space_generator="post-order-apply", search_strategy=make_search(settings.trials),
+                     task_name=task.task_name, logger=search_log, rand_state=seed,
+                     num_threads=num_cores).clone()
         for task, seed in zip(todo, fork_seed(settings.seed, n=len(todo)))
     ]
     return contexts, weights

@@ -58,10 +58,10 @@ def task_hash(task) -> str:
 
 
 def sample_candidates(mod, target, n: int, seed: int, threads: int = 1) -> list:
-    from tvm.s_tir import meta_schedule as ms
+    from ..tune.intrinsics import tune_context
 
-    ctx = ms.TuneContext(mod=mod, target=target, space_generator="post-order-apply",
-                         search_strategy="replay-trace", num_threads=threads, rand_state=seed)
+    ctx = tune_context(mod=mod, target=target, space_generator="post-order-apply",
+                       search_strategy="replay-trace", num_threads=threads, rand_state=seed)
     ctx.pre_tuning(max_trials=n, num_trials_per_iter=n)
     return list(ctx.generate_measure_candidates() or [])
 

@@ -43,8 +43,10 @@ def extract_pooled(sch, target) -> np.ndarray:
     """Pooled PerStoreFeature of a (possibly partially) scheduled program."""
     from tvm.s_tir import meta_schedule as ms
 
+    from ..tune.intrinsics import tune_context
+
     counters.bump("wm_feature_extractions")
-    ctx = ms.TuneContext(mod=sch.mod, target=target, num_threads=1)
+    ctx = tune_context(mod=sch.mod, target=target, num_threads=1)
     cand = ms.MeasureCandidate(sch, [])
     feats = ms.feature_extractor.PerStoreFeature().extract_from(ctx, [cand])[0].numpy()
     return pool_features(feats)
