@@ -12,6 +12,15 @@ So, unless the user set ``TVM_NUM_THREADS`` (then theirs is used), the variable 
 from before the backend's first kernel on: in this process, and by inheritance in the builder and
 runner processes MetaSchedule starts. ``sync()`` is cheap and called before every kernel call, so a
 later ``torch.set_num_threads(n)`` with ``n`` at most the pool's size takes effect.
+
+TVM binds its pool's workers to cores (``TVM_BIND_THREADS``) and lets them spin when idle before
+they sleep. Where a TVM kernel hands over to a PyTorch op, a worker spinning on the core it is bound
+to takes that core from PyTorch's OpenMP threads: measured on this 2-core machine
+(benchmarks/results/threads_mix.md, 2026-12-02), a parallel TVM kernel followed by a depthwise
+convolution in PyTorch took ×11.6 their times alone with TVM's defaults, ×1.5 with the workers not
+bound (still spinning), ×1.9 bound and not spinning; MobileNetV2 as one TVM module ran ×1.74 of
+eager unbound, ×1.83 bound, ×1.68 not spinning. Unless the user set it, ``sync()`` sets
+``TVM_BIND_THREADS=0`` (read when a pool is made).
 """
 from __future__ import annotations
 
@@ -20,6 +29,8 @@ import os
 import torch
 
 from .settings import TVM_THREADS_ENV, user_tvm_threads
+
+BIND_ENV = "TVM_BIND_THREADS"
 
 _last = [0]  # the value this process last wrote
 
@@ -30,7 +41,9 @@ def count() -> int:
 
 
 def sync() -> int:
-    """Make TVM's thread count PyTorch's (or the user's); the count."""
+    """Make TVM's thread count PyTorch's (or the user's) and its workers unbound (unless the user
+    chose); the count."""
+    os.environ.setdefault(BIND_ENV, "0")
     user = user_tvm_threads()
     if user:
         return user

@@ -1,9 +1,13 @@
 """Tuning: tuned kernels give correct outputs; faults and interrupts leave a working model."""
+import os
+
 import pytest
 import torch
 
 import torch_wm_backend
 from torch_wm_backend.tune import tuner
+
+USER_BIND = os.environ.get("TVM_BIND_THREADS")  # read at collection, before any compile
 
 TRIALS = 2
 
@@ -332,3 +336,6 @@ def test_tvm_threads_of_a_new_thread_follow_pytorch():
     worker.start()
     worker.join()
     assert seen == [torch.get_num_threads()]
+    # its workers not bound to cores, where they would spin on PyTorch's (threads.py), unless the
+    # user chose
+    assert os.environ[threads.BIND_ENV] == (USER_BIND or "0")
