@@ -24,6 +24,25 @@ def test_the_faster_side_wins_and_the_slower_loses():
     assert not race(slow, fast, CPU, timer).candidate_wins
 
 
+def test_a_hopeless_candidate_loses_after_one_timed_call():
+    from torch_wm_backend.select.race import HOPELESS, WARMUP
+
+    calls = {"candidate": 0, "reference": 0}
+
+    def timed(name, seconds):
+        def fn():
+            calls[name] += 1
+            spin(seconds)
+        return fn
+
+    timing = race(timed("candidate", 2e-3 * HOPELESS * 2), timed("reference", 2e-3), CPU,
+                  Timer(rounds=5, round_s=0.01))
+    assert not timing.candidate_wins and calls == {"candidate": WARMUP + 1, "reference": WARMUP + 1}
+    calls.update(candidate=0, reference=0)  # within the factor: timed in full rounds
+    race(timed("candidate", 3e-3), timed("reference", 2e-3), CPU, Timer(rounds=5, round_s=0.01))
+    assert calls["candidate"] >= WARMUP + 1 + 5
+
+
 def test_a_busy_machine_is_noticed():
     import psutil
 
