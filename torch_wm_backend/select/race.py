@@ -33,7 +33,8 @@ HOPELESS = 3.0  # a candidate this many times slower than the reference in a cal
 class Timing:
     candidate_s: float
     reference_s: float
-    busy: bool = False  # other processes used the CPU meanwhile: decide, but do not cache
+    busy: bool = False  # other processes used the CPU meanwhile (or a hopeless loss was too quick
+    # to tell): decide, but do not cache
 
     @property
     def candidate_wins(self) -> bool:
@@ -50,20 +51,17 @@ class Timer:
     def compare(self, candidate, reference, device: torch.device) -> Timing:
         """Fastest of ``rounds`` alternating rounds of each; a candidate ``HOPELESS`` times slower
         than the reference in one call each loses there."""
-        proc = psutil.Process()
+        others = _Others()
         cand_call, ref_call = _round(candidate, 1, device), _round(reference, 1, device)
         if cand_call > HOPELESS * ref_call:
-            return Timing(cand_call, ref_call)
+            return Timing(cand_call, ref_call, busy=others.busy(short_means_busy=True))
         n_cand = max(1, int(self.round_s / max(cand_call, 1e-7)))
         n_ref = max(1, int(self.round_s / max(ref_call, 1e-7)))
-        wall, total, own = time.perf_counter(), _cpu_busy_s(), _own_cpu_s(proc)
         best_cand = best_ref = float("inf")
         for _ in range(self.rounds):
             best_cand = min(best_cand, _round(candidate, n_cand, device))
             best_ref = min(best_ref, _round(reference, n_ref, device))
-        wall = time.perf_counter() - wall
-        others = (_cpu_busy_s() - total) - (_own_cpu_s(proc) - own)
-        return Timing(best_cand, best_ref, busy=others > BUSY_FRACTION * _cores() * wall)
+        return Timing(best_cand, best_ref, busy=others.busy())
 
     def in_place(self, run, subgraphs: list, modes: tuple, rounds: int) -> list:
         """Per mode, per subgraph: the median wall time of its calls while ``run(mode)`` ran the
@@ -124,6 +122,22 @@ def _round(fn, number: int, device: torch.device) -> float:
         fn()
     _sync(device)
     return (time.perf_counter() - start) / number
+
+
+class _Others:
+    """The CPU time other processes use from now on, against the wall clock."""
+    SHORTEST_S = 0.2  # the kernel counts CPU time in ticks (10 ms): shorter windows cannot tell
+
+    def __init__(self):
+        self.proc = psutil.Process()
+        self.wall, self.total, self.own = time.perf_counter(), _cpu_busy_s(), _own_cpu_s(self.proc)
+
+    def busy(self, short_means_busy: bool = False) -> bool:
+        wall = time.perf_counter() - self.wall
+        if wall < self.SHORTEST_S and short_means_busy:
+            return True  # too short to tell: decide, do not cache
+        others = (_cpu_busy_s() - self.total) - (_own_cpu_s(self.proc) - self.own)
+        return others > BUSY_FRACTION * _cores() * wall
 
 
 def _cpu_busy_s() -> float:
