@@ -18,8 +18,8 @@ they sleep. Where a TVM kernel hands over to a PyTorch op, a worker spinning on 
 to takes that core from PyTorch's OpenMP threads: measured on this 2-core machine
 (benchmarks/results/threads_mix.md, 2026-12-02), a parallel TVM kernel followed by a depthwise
 convolution in PyTorch took ×11.6 their times alone with TVM's defaults, ×1.5 with the workers not
-bound (still spinning), ×1.9 bound and not spinning; MobileNetV2 as one TVM module ran ×1.74 of
-eager unbound, ×1.83 bound, ×1.68 not spinning. Unless the user set it, ``sync()`` sets
+bound (still spinning), ×1.9 bound and not spinning; MobileNetV2 as one TVM module was not slower
+unbound (within the spread between processes). Unless the user set it, ``sync()`` sets
 ``TVM_BIND_THREADS=0`` (read when a pool is made).
 """
 from __future__ import annotations
