@@ -73,7 +73,7 @@ def main():
                         help="for these models, a warm start from a copy of the cache `e2e.py tune` "
                              "filled (their tuning finished: otherwise the run tunes what is left)")
     args = parser.parse_args()
-    from e2e import WORK, options as e2e_options
+    from e2e import copy_cache
     from machine import describe
 
     out = {"machine": describe(), "trials": args.trials, "runs": {}}
@@ -91,9 +91,7 @@ def main():
             shutil.rmtree(cache_dir, ignore_errors=True)
         if name in args.tuned:
             work = tempfile.mkdtemp(prefix="cache_bench_tuned_")
-            options = e2e_options("tvm_wm_wm", 64, work)
-            shutil.copytree(e2e_options("tvm_wm_wm", 64, WORK)["cache_dir"], options["cache_dir"],
-                            ignore=shutil.ignore_patterns("*.lock", "tmp"))
+            options = copy_cache("tvm_wm_wm", 64, work)
             # the tuning run may have raced on a busy machine (then it did not store its choice):
             # the first start decides again, the next one is the warm start a deployment sees
             for phase in ("tuned, first start", "tuned, warm"):

@@ -28,6 +28,17 @@ def options(variant: str, trials: int, work: str = WORK) -> dict:
             "cache_dir": os.path.join(work, f"{variant}_t{trials}")}
 
 
+def copy_cache(variant: str, trials: int, work: str) -> dict:
+    """``variant``'s options on a copy of its cache under ``work``: `tune` holds the original's
+    records lock for its whole run. Lock files and scratch space are left out."""
+    import shutil
+
+    copied = options(variant, trials, work)
+    shutil.copytree(options(variant, trials)["cache_dir"], copied["cache_dir"],
+                    ignore=shutil.ignore_patterns("*.lock", "tmp"), dirs_exist_ok=True)
+    return copied
+
+
 def _load(name):
     import torch
     from eval_models import MODELS as ZOO

@@ -120,14 +120,11 @@ def run_child(setting: dict, cache_dir: str, prepare: bool = False) -> dict:
 
 
 def prepare_cache() -> str:
-    """A copy of e2e's tuned cache where MobileNetV2's choice has been made once."""
-    from e2e import WORK as E2E_WORK, options
+    """A fresh copy of e2e's tuned cache (the first process stores MobileNetV2's choice in it)."""
+    from e2e import copy_cache
 
-    cache = os.path.join(WORK, "cache")
-    shutil.rmtree(cache, ignore_errors=True)
-    shutil.copytree(options("tvm_wm_wm", 64, E2E_WORK)["cache_dir"], cache,
-                    ignore=shutil.ignore_patterns("*.lock", "tmp"))
-    return cache
+    shutil.rmtree(WORK, ignore_errors=True)
+    return copy_cache("tvm_wm_wm", 64, WORK)["cache_dir"]
 
 
 def main():

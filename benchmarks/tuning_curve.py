@@ -21,24 +21,19 @@ RESULTS = os.path.join(HERE, "results")
 
 def model_tasks(name: str, target) -> tuple:
     """(tasks, weights) of ``name`` lowered as the backend lowers an inference graph."""
-    import torch
+    import zoo
+    from torch_wm_backend.world_model.collect import network_tasks
 
-    from eval_models import MODELS
-    from torch_wm_backend.lower import to_relax
-    from torch_wm_backend.lower.freeze import exported
-    from torch_wm_backend.tune import tasks as task_lib
-
-    torch.manual_seed(0)
-    build, make_input = MODELS[name]
-    with torch.no_grad():
-        gm, args, weights = exported(build().eval(), (make_input(),))
-        return task_lib.merged([to_relax(gm, args, weights)], target)
+    tasks = network_tasks(zoo, name, target)
+    return tasks, [float(t.weight) for t in tasks]
 
 
 def _records(folder: str):
     """(workload hash, is default, mean seconds or None) per record line, in the order written."""
-    hashes = [json.loads(line)[0] for line in open(os.path.join(folder, "database_workload.json"))]
-    for line in open(os.path.join(folder, "database_tuning_record.json")):
+    from torch_wm_backend.cache.records import TUNING_RECORDS, WORKLOADS
+
+    hashes = [json.loads(line)[0] for line in open(os.path.join(folder, WORKLOADS))]
+    for line in open(os.path.join(folder, TUNING_RECORDS)):
         index, (trace, run_secs, *_rest) = json.loads(line)
         secs = [float(s) for s in run_secs or [] if float(s) < 1e9]  # MetaSchedule's 1e10: failed
         yield hashes[index], len(trace[1]) == 0, sum(secs) / len(secs) if secs else None
@@ -106,7 +101,7 @@ def main():
     import torch
 
     from machine import describe
-    from torch_wm_backend.cache.records import records_dir
+    from torch_wm_backend.cache.records import TUNING_RECORDS, records_dir
     from torch_wm_backend.lower.target import target_for
 
     target = target_for(torch.device("cpu"))
@@ -114,7 +109,7 @@ def main():
     runs = {}
     for cache in args.cache:
         folder = records_dir(cache, target)
-        if not (folder / "database_tuning_record.json").exists():
+        if not (folder / TUNING_RECORDS).exists():
             raise SystemExit(f"{cache}: no tuning records for {target}")
         runs[os.path.basename(os.path.normpath(cache))] = curve(tasks, weights, str(folder))
     out = {"machine": describe(), "model": args.model, "runs": runs}

@@ -32,7 +32,7 @@ from .settings import TVM_THREADS_ENV, user_tvm_threads
 
 BIND_ENV = "TVM_BIND_THREADS"
 
-_last = [0]  # the value this process last wrote
+_last = [0]  # the count this process last applied
 
 
 def count() -> int:
@@ -43,13 +43,12 @@ def count() -> int:
 def sync() -> int:
     """Make TVM's thread count PyTorch's (or the user's) and its workers unbound (unless the user
     chose); the count."""
-    os.environ.setdefault(BIND_ENV, "0")
     user = user_tvm_threads()
-    if user:
-        return user
-    n = torch.get_num_threads()
-    if n != _last[0]:
-        os.environ[TVM_THREADS_ENV] = str(n)
+    n = user or torch.get_num_threads()
+    if n != _last[0]:  # the first call, or PyTorch's count changed: not on every kernel call
+        if not user:
+            os.environ[TVM_THREADS_ENV] = str(n)
+        os.environ.setdefault(BIND_ENV, "0")
         _last[0] = n
     return n
 

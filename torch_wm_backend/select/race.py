@@ -25,16 +25,16 @@ RACES = 2      # ...in this many races in a row
 WARMUP = 3     # calls of each before timing (measured: a cold reference ran 40% slower than warm)
 BUSY_FRACTION = 0.25  # others used more than this share of the cores while we timed: busy
 HOPELESS = 3.0  # a candidate this many times slower than the reference in a call (after the
-# warm-up) loses without timed rounds: an untuned partitioned MobileNetV2 (default kernels) ran ~30x slower
-# than eager, and timing it in full rounds took 80 of a 168 s cold compile (profile, loaded machine)
+# warm-up) loses without timed rounds: an untuned partitioned MobileNetV2 (default kernels) ran ~30x
+# slower than eager, and timing it in full rounds took 80 of a 168 s cold compile (profile, loaded)
 
 
 @dataclass(frozen=True)
 class Timing:
     candidate_s: float
     reference_s: float
-    busy: bool = False  # other processes used the CPU meanwhile (or a hopeless loss was too quick
-    # to tell): decide, but do not cache
+    busy: bool = False  # other processes used the CPU meanwhile (or the timing was too short to
+    # tell): decide, but do not cache
 
     @property
     def candidate_wins(self) -> bool:
@@ -54,7 +54,7 @@ class Timer:
         others = _Others()
         cand_call, ref_call = _round(candidate, 1, device), _round(reference, 1, device)
         if cand_call > HOPELESS * ref_call:
-            return Timing(cand_call, ref_call, busy=others.busy(short_means_busy=True))
+            return Timing(cand_call, ref_call, busy=others.busy())
         n_cand = max(1, int(self.round_s / max(cand_call, 1e-7)))
         n_ref = max(1, int(self.round_s / max(ref_call, 1e-7)))
         best_cand = best_ref = float("inf")
@@ -132,9 +132,9 @@ class _Others:
         self.proc = psutil.Process()
         self.wall, self.total, self.own = time.perf_counter(), _cpu_busy_s(), _own_cpu_s(self.proc)
 
-    def busy(self, short_means_busy: bool = False) -> bool:
+    def busy(self) -> bool:
         wall = time.perf_counter() - self.wall
-        if wall < self.SHORTEST_S and short_means_busy:
+        if wall < self.SHORTEST_S:  # a hopeless loss can be this quick; full rounds take ~1 s
             return True  # too short to tell: decide, do not cache
         others = (_cpu_busy_s() - self.total) - (_own_cpu_s(self.proc) - self.own)
         return others > BUSY_FRACTION * _cores() * wall
