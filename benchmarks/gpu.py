@@ -1,6 +1,11 @@
-"""Batch-1 fp32 latency on a CUDA GPU: eager, Inductor, tvm_wm untuned (guarded and raw), tuned.
+"""Batch-1 fp32 latency on a CUDA GPU: eager, Inductor (plain and with its CUDA graphs,
+``mode="reduce-overhead"``), tvm_wm untuned (guarded and raw) and tuned; tvm_wm replays a static
+module's launches as CUDA graphs (build/build.py).
 
-    python benchmarks/gpu.py run [--out DIR] [--deadline SECONDS] [--trials 8]
+    python benchmarks/gpu.py run [--out DIR] [--deadline SECONDS] [--trials 8] [--cache DIR]
+
+``--cache``: tvm_wm's cache folder (tuning records included), so a later run resumes the tuning
+(default: none, every run starts from nothing).
 
 One subprocess per model (a crash or a timeout loses one model, not the run); variants of a model
 are timed side by side in interleaved rounds with CUDA synchronisation. Writes DIR/gpu.json and
@@ -19,12 +24,13 @@ sys.path.insert(0, HERE)
 MODELS = ["mobilenet_v2", "resnet50", "bert_base"]
 
 
-def variants(trials: int) -> dict:
+def variants(trials: int, cache_dir=None) -> dict:
     """name -> torch.compile kwargs (None: eager)."""
-    tvm = {"cache_dir": None, "time_budget_s": None}
+    tvm = {"cache_dir": cache_dir, "time_budget_s": None}
     return {
         "eager": None,
         "inductor": {},
+        "inductor_reduce_overhead": {"mode": "reduce-overhead"},
         "tvm_wm_untuned": {"backend": "tvm_wm", "options": {**tvm, "trials": 0}},
         "tvm_wm_untuned_noguard": {"backend": "tvm_wm", "options": {**tvm, "trials": 0, "eager_guard": False}},
         f"tvm_wm_wm_t{trials}": {"backend": "tvm_wm", "options": {**tvm, "trials": trials, "cost_model": "wm"}},
@@ -45,7 +51,7 @@ def _time_ms(fn, x, iters: int) -> list:
     return out
 
 
-def one(name: str, trials: int, deadline: float, skip: tuple = ()) -> dict:
+def one(name: str, trials: int, deadline: float, cache_dir=None, skip: tuple = ()) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -59,7 +65,7 @@ def one(name: str, trials: int, deadline: float, skip: tuple = ()) -> dict:
         want = model(x)
     result = {"gflop": counter.get_total_flops() / 1e9, "variants": {}}
     fns = {}
-    for variant, kwargs in variants(trials).items():
+    for variant, kwargs in variants(trials, cache_dir).items():
         if variant in skip:
             continue
         if time.time() > deadline:
@@ -136,7 +142,9 @@ def write(out: dict, directory: str) -> None:
 
 def main():
     if sys.argv[1:2] == ["_one"]:
-        print(json.dumps(one(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), tuple(sys.argv[5:]))))
+        cache_dir = sys.argv[5] or None
+        print(json.dumps(one(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), cache_dir,
+                             tuple(sys.argv[6:]))))
         return
     parser = argparse.ArgumentParser()
     parser.add_argument("command", choices=["run"])
@@ -145,6 +153,7 @@ def main():
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--models", nargs="+", default=MODELS)
     parser.add_argument("--skip", nargs="*", default=[], help="variants not to run")
+    parser.add_argument("--cache", default="", help="tvm_wm cache folder (default: none)")
     args = parser.parse_args()
     end = time.time() + args.deadline
     out = {"machine": describe(), "trials": args.trials, "models": {}}
@@ -158,7 +167,7 @@ def main():
         share = time.time() + left / (len(args.models) - list(args.models).index(name)) - 30
         try:
             proc = subprocess.run([sys.executable, __file__, "_one", name, str(args.trials), str(share),
-                                   *args.skip],
+                                   args.cache, *args.skip],
                                   capture_output=True, text=True, timeout=left)
             if proc.returncode == 0:
                 out["models"][name] = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -44,3 +44,40 @@ def test_an_untuned_build_is_fused_parallel_and_right():
     kernel = Kernel(executable, torch.device("cpu"))
     (got,) = kernel(args)
     torch.testing.assert_close(got, f(*args), atol=1e-4, rtol=1e-4)
+
+
+def _cuda():
+    return tvm.target.Target({"kind": "cuda", "arch": "sm_90"})
+
+
+def test_a_static_gpu_module_replays_its_launches_as_a_cuda_graph():
+    # checked on the lowered module: no GPU or CUDA compiler is needed to see the rewrite. Three
+    # convolutions with frozen weights: the middle one reads and writes only TVM's memory and a
+    # weight, so it is captured; the first reads the call's input, the last writes the output.
+    from torch_wm_backend.build.build import lower, uses_cuda_graph
+
+    args = [torch.randn(1, 8, 16, 16)] + [torch.randn(8, 8, 3, 3) for _ in range(3)]
+
+    def f(x, *ws):
+        for w in ws:
+            x = torch.relu(torch.ops.aten.convolution(x, w, None, [1, 1], [1, 1], [1, 1], False,
+                                                      [0, 0], 1))
+        return x
+
+    mod = to_relax(make_fx(f)(*args), args, weights=(1, 2, 3))
+    assert uses_cuda_graph(mod, _cuda()) and not uses_cuda_graph(mod, cpu_target(2))
+    assert "vm.builtin.cuda_graph.run_or_capture" in lower(mod, _cuda()).script()
+    assert "cuda_graph" not in lower(mod, cpu_target(2)).script()
+
+
+def test_a_symbolic_shape_gets_no_cuda_graph():
+    from torch_wm_backend.build.build import uses_cuda_graph
+
+    bb = tvm.relax.BlockBuilder()
+    n = tvm.tirx.Var("n", "int64")
+    x = tvm.relax.Var("x", tvm.relax.TensorType([n, 8], "float32"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            y = bb.emit_output(bb.emit(tvm.relax.op.nn.relu(x)))
+        bb.emit_func_output(y)
+    assert not uses_cuda_graph(bb.get(), _cuda())

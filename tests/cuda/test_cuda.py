@@ -95,3 +95,23 @@ def test_cuda_kernels_slower_in_the_model_give_way_to_pytorch(monkeypatch):
     torch.testing.assert_close(got, model(x), atol=1e-4, rtol=1e-4)
     stats = torch_wm_backend.stats()
     assert stats["context_kept_tvm"] == 0 and stats["graphs_kept_eager"] == 1
+
+
+def test_cuda_graph_replay_reads_new_inputs_and_changed_weights():
+    # three convolutions, whole graph one module with frozen weights: the middle launches replay
+    # as a CUDA graph; new input memory, an input written in place and a weight written in place
+    # must all show in the result
+    model = torch.nn.Sequential(*[torch.nn.Sequential(torch.nn.Conv2d(8, 8, 3, padding=1),
+                                                      torch.nn.ReLU()) for _ in range(3)])
+    model = model.cuda().eval()
+    compiled = torch.compile(model, backend="tvm_wm", options=_opts())
+    with torch.no_grad():
+        x = torch.randn(1, 8, 16, 16, device="cuda")
+        torch.testing.assert_close(compiled(x), model(x), atol=1e-3, rtol=1e-3)
+        other = torch.randn(1, 8, 16, 16, device="cuda")  # other memory
+        torch.testing.assert_close(compiled(other), model(other), atol=1e-3, rtol=1e-3)
+        x.mul_(-1.0)  # same memory, new values
+        torch.testing.assert_close(compiled(x), model(x), atol=1e-3, rtol=1e-3)
+        model[1][0].weight.mul_(0.5)  # a captured weight changed in place
+        torch.testing.assert_close(compiled(x), model(x), atol=1e-3, rtol=1e-3)
+    assert torch_wm_backend.stats()["cuda_graph_modules"] >= 1

@@ -1,5 +1,5 @@
 """Relax IRModule -> executable: tuned kernels from a MetaSchedule database, default schedules for
-the rest (DLight on CUDA, cpu_default.py on LLVM).
+the rest (DLight on CUDA, cpu_default.py on LLVM), CUDA graphs where the shapes are static.
 
 The passes are MetaSchedule's ``compile_relax`` order — legalize and fuse as the tuning tasks
 were extracted (tune/tasks.py), so the database's keys match; apply the database; schedule what is
@@ -8,15 +8,55 @@ builds take the same path with no database, so they are fused too.
 """
 from __future__ import annotations
 
+import contextlib
+
 import tvm
 from tvm import relax
 from tvm.relax import pipeline as relax_pipeline
 from tvm.s_tir import dlight as dl
 
+from .. import counters
 from .cpu_default import schedule_unscheduled
 
 
 def build(mod: tvm.IRModule, target: tvm.target.Target, database=None) -> relax.VMExecutable:
+    with _context(mod, target, database):
+        executable = relax.build(mod, target=target, relax_pipeline=_pipeline(target, database))
+    if "vm.builtin.cuda_graph.run_or_capture" in executable.as_text():
+        counters.bump("cuda_graph_modules")
+    return executable
+
+
+def lower(mod: tvm.IRModule, target: tvm.target.Target, database=None) -> tvm.IRModule:
+    """What ``build`` hands to code generation: the module after every pass (no compiler needed,
+    so a CUDA build can be inspected on a machine without CUDA)."""
+    with _context(mod, target, database):
+        return _pipeline(target, database)(mod)
+
+
+def uses_cuda_graph(mod: tvm.IRModule, target: tvm.target.Target) -> bool:
+    """CUDA graphs for a GPU module whose ``main`` has static shapes. TVM's RewriteCUDAGraph (in
+    the CUDA finalize passes, off unless ``relax.backend.use_cuda_graph``) captures the launches that
+    read only memory TVM planned or weights past ``num_input`` once per VM, and replays them; the
+    kernels that read a call's inputs stay plain launches, so new input memory is read. Off where a
+    shape is symbolic (one capture per shape is not what a dynamic-shape graph wants)."""
+    if not relax_pipeline.BackendDispatcher.is_gpu_target(target):
+        return False
+    main = mod["main"]
+    return all(not relax.analysis.definable_tir_vars_in_type(p.ty) for p in main.params)
+
+
+def _context(mod, target, database):
+    config = {"relax.backend.use_cuda_graph": uses_cuda_graph(mod, target)}
+    stack = contextlib.ExitStack()
+    stack.enter_context(target)
+    stack.enter_context(tvm.transform.PassContext(opt_level=3, config=config))
+    if database is not None:
+        stack.enter_context(database)
+    return stack
+
+
+def _pipeline(target, database):
     from tvm.relax.transform import MetaScheduleApplyDatabase
 
     from ..tune.tasks import prepare
@@ -38,11 +78,7 @@ def build(mod: tvm.IRModule, target: tvm.target.Target, database=None) -> relax.
         return tvm.transform.Sequential(_lower_passes(target)
                                         + relax_pipeline.finalize_passes(target))(mod)
 
-    with target, tvm.transform.PassContext(opt_level=3):
-        if database is None:
-            return relax.build(mod, target=target, relax_pipeline=pipeline)
-        with database:
-            return relax.build(mod, target=target, relax_pipeline=pipeline)
+    return pipeline
 
 
 def _lower_passes(target) -> list:

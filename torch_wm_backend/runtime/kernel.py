@@ -25,12 +25,14 @@ class Kernel:
         self._local = threading.local()
         self._main()  # a VM for this thread now: a module that cannot load fails here, not later
 
+    _generation = 0  # a VM made before a later generation is made again (FrozenKernel)
+
     def _main(self):
         main = getattr(self._local, "main", None)
-        if main is None:
+        if main is None or self._local.generation != self._generation:
             vm = relax.VirtualMachine(self._executable, tvm_device(self.device))
             self._local.vm, main = vm, vm["main"]
-            self._local.main = main
+            self._local.main, self._local.generation = main, self._generation
         return main
 
     def __call__(self, tensors: list) -> list:
@@ -52,7 +54,9 @@ class FrozenKernel(Kernel):
     them once per set of weights, ``main`` takes the inputs and the prepared weights. ``weights``:
     positions of the weights among the tensors a call passes. A weight written in place since
     (an optimizer step, ``load_state_dict``), or another tensor in its place, is seen by its
-    version counter or identity, and the weights are prepared again: never a stale result."""
+    version counter or identity, and the weights are prepared again: never a stale result. A CUDA
+    graph a VM captured holds the prepared weights' addresses, so new prepared weights mean new
+    VMs (each captures again on its first call)."""
 
     def __init__(self, executable, device: torch.device, weights: tuple):
         super().__init__(executable, device)
@@ -74,6 +78,7 @@ class FrozenKernel(Kernel):
                     counters.bump("prepared_weight_bytes",
                                   _bytes(prepared, held) - _bytes(self._prepared, held))
                     self._prepared, self._stamp = prepared, stamp
+                    self._generation += 1
         return self._prepared
 
     def __call__(self, tensors: list) -> list:
