@@ -106,7 +106,8 @@ def main():
         ms = {v: statistics.median(s) for v, s in samples.items()}
         out["models"][name] = {"ms": ms, "first_step_s": first_s, "stats": {
             v: {k: s[k] for k in ("graphs_compiled", "subgraphs_compiled", "kernel_calls",
-                                  "context_kept_tvm", "context_kept_eager", "trials_measured")}
+                                  "context_kept_tvm", "context_kept_eager", "trials_measured",
+                                  "graphs_kept_compiled", "graphs_kept_eager")}
             for v, s in stats.items() if s}}
         print(name, {v: round(t, 1) for v, t in ms.items()}, flush=True)
         torch._dynamo.reset()
@@ -129,14 +130,18 @@ def write_markdown(out):
         lines.append(f"| {model} | " + " | ".join(
             f"{r['ms'][v]:.1f} (×{r['ms']['eager'] / r['ms'][v]:.2f})" for v in names) + " |")
     lines += ["", "What ran in TVM (subgraphs compiled; kept in TVM / left to PyTorch by the selection, "
-              "which races each training graph against its ATen graph in PyTorch):", "",
+              "which races each training graph against its ATen graph in PyTorch; then, where some "
+              "stay in TVM, a whole step of the compiled graphs races Dynamo's graph with eager "
+              "autograd — the step column says which runs):", "",
               "| model / variant | graphs | subgraphs | kept in TVM | kept in PyTorch | trials | "
-              "first step (s) |", "|---|---|---|---|---|---|---|"]
+              "step runs | first step (s) |", "|---|---|---|---|---|---|---|---|"]
     for model, r in out["models"].items():
         for v, s in r["stats"].items():
+            runs = ("compiled graphs" if s.get("graphs_kept_compiled") else
+                    "Dynamo's graph, eager autograd" if s.get("graphs_kept_eager") else "-")
             lines.append(f"| {model}/{v} | {s['graphs_compiled']} | {s['subgraphs_compiled']} | "
                          f"{s['context_kept_tvm']} | {s['context_kept_eager']} | {s['trials_measured']} | "
-                         f"{r['first_step_s'][v]:.0f} |")
+                         f"{runs} | {r['first_step_s'][v]:.0f} |")
     from plots import speedup_bars
 
     speedup_bars(os.path.join(RESULTS, "train_step.png"),

@@ -173,7 +173,7 @@ def tvm_wm(gm: torch.fx.GraphModule, example_inputs, mode=None, options=None, ti
     inference = InferenceGraph(None, gm, outer, lambda args: device_of(
         [a for a in args if isinstance(a, torch.Tensor)])) if outer is not None else None
     weights = weight_positions(gm) if inference is not None else ()
-    training = TrainingGraph(None, gm) if settings.eager_guard and inference is None else None
+    training = TrainingGraph(None, gm, timer) if settings.eager_guard and inference is None else None
 
     def compiler(kind):
         hook = inference.adopt if kind == "inference" and inference is not None \

@@ -192,3 +192,33 @@ def test_training_graphs_race_the_aten_graph_then_give_way_to_dynamos(win):
         model(x).sum().backward()
     for g, p in zip(grads, model.parameters()):
         torch.testing.assert_close(g, p.grad)
+
+
+@pytest.mark.parametrize("step_wins", [True, False])
+def test_a_training_step_with_tvm_kernels_races_eager_autograd(step_wins):
+    # forward and backward keep subgraphs in TVM (their races won); then a whole step races
+    # Dynamo's graph with eager autograd. The race runs the steps several times: batch norm's
+    # running statistics must end as two plain steps leave them, and no .grad may change.
+    import copy
+
+    import zoo
+
+    model, x = zoo.cnn_bn().train(), torch.randn(4, 3, 16, 16)
+    reference = copy.deepcopy(model)
+    timer = FakeTimer(default_win=True)
+    compiled = compile_with(model, timer)
+    compiled(x).sum().backward()
+    timer.default_win = step_wins
+    raced = len(timer.compared)
+    compiled(x).sum().backward()
+    assert timer.compared[raced:] == [step_wins] * (2 if step_wins else 1)  # RACES in a row
+    stats = torch_wm_backend.stats()
+    assert stats["context_kept_tvm"] > 0
+    assert stats["graphs_kept_compiled"] == int(step_wins)
+    assert stats["graphs_kept_eager"] == int(not step_wins)
+    for _ in range(2):
+        reference(x).sum().backward()
+    for (name, b), want in zip(model.named_buffers(), reference.buffers()):
+        torch.testing.assert_close(b, want, atol=1e-5, rtol=1e-4, msg=name)
+    for (name, p), want in zip(model.named_parameters(), reference.parameters()):
+        torch.testing.assert_close(p.grad, want.grad, atol=1e-4, rtol=1e-3, msg=name)

@@ -112,14 +112,15 @@ def choose_for_training(graph: AtenGraph, args: list, selection: Selection, devi
 
 
 class TrainingGraph:
-    """A graph that builds an autograd graph: aot_autograd's compiled forward and backward, until
-    both have chosen and neither keeps a subgraph in TVM; from then on Dynamo's graph, run by
-    PyTorch with eager autograd (what ``backend="eager"`` runs) — the compiled graphs would only
-    add aot_autograd's functionalized, decomposed ATen ops, slower than eager (benchmarks/
-    results/train_step.md)."""
+    """A graph that builds an autograd graph: aot_autograd's compiled forward and backward until
+    both have chosen. Where neither keeps a subgraph in TVM, Dynamo's graph from then on, run by
+    PyTorch with eager autograd (what ``backend="eager"`` runs): the compiled graphs would only add
+    aot_autograd's functionalized, decomposed ATen ops, slower than eager (benchmarks/results/
+    train_step.md). Where some stay in TVM, a whole training step (forward and gradients) of the
+    compiled graphs races one of Dynamo's graph with eager autograd, and the faster runs on."""
 
-    def __init__(self, compiled, gm: torch.fx.GraphModule):
-        self.compiled, self.gm = compiled, gm
+    def __init__(self, compiled, gm: torch.fx.GraphModule, timer=None):
+        self.compiled, self.gm, self.timer = compiled, gm, timer
         self.kept_tvm: dict = {}  # "forward"/"backward" -> whether it keeps a subgraph in TVM
         self.current = None
 
@@ -134,11 +135,51 @@ class TrainingGraph:
             return current(*args)
         kept = self.kept_tvm
         if "forward" in kept and "backward" in kept:
-            self.current = self.gm if not (kept["forward"] or kept["backward"]) else self.compiled
-            counters.bump("graphs_kept_compiled" if self.current is self.compiled
-                          else "graphs_kept_eager")
+            keep = (kept["forward"] or kept["backward"]) and self._step_wins(args)
+            self.current = self.compiled if keep else self.gm
+            counters.bump("graphs_kept_compiled" if keep else "graphs_kept_eager")
             return self.current(*args)
         return self.compiled(*args)
+
+    def _step_wins(self, args) -> bool:
+        """Whether a training step of the compiled graphs beats one of Dynamo's graph: forward,
+        then the gradients of what needs one by ``torch.autograd.grad`` (nothing accumulates in a
+        ``.grad``). What the steps write besides (batch norm's running statistics) is put back."""
+        from .race import race
+
+        if self.timer is None:
+            return True
+        tensors = [a for a in args if isinstance(a, torch.Tensor)] + list(self.gm.buffers())
+        wrt = [t for t in tensors + list(self.gm.parameters()) if t.requires_grad]
+        kept = [(t, t._version, t.detach().clone()) for t in tensors if not t.requires_grad]
+
+        def step(fn):
+            def run():
+                with torch.enable_grad():
+                    outs = fn(*args)
+                    outs = [o for o in (outs if isinstance(outs, (tuple, list)) else [outs])
+                            if isinstance(o, torch.Tensor) and o.requires_grad]
+                    if outs and wrt:
+                        torch.autograd.grad(outs, wrt, [torch.ones_like(o) for o in outs],
+                                            allow_unused=True)
+            return run
+
+        device = tensors[0].device if tensors else torch.device("cpu")
+        try:
+            timing = race(step(self.compiled), step(self.gm), device, self.timer)
+        except Exception as err:  # the compiled graphs stay, as each chose
+            log.warning("tvm_wm: timing the training step against eager failed (%s); continuing",
+                        err)
+            return True
+        finally:
+            with torch.no_grad():
+                for t, version, value in kept:
+                    if t._version != version:
+                        t.copy_(value)
+        log.info("tvm_wm: a training step with TVM's kernels %.3f ms, eager autograd %.3f ms: %s",
+                 timing.candidate_s * 1e3, timing.reference_s * 1e3,
+                 "TVM's" if timing.candidate_wins else "eager autograd")
+        return timing.candidate_wins
 
 
 class InferenceGraph(_DecidesOnFirstCall):
