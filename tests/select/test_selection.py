@@ -44,6 +44,7 @@ def test_the_whole_graph_as_one_module_is_raced_first():
     assert stats["graphs_kept_compiled"] == stats["graphs_one_module"] == 1
     assert stats["context_kept_tvm"] == 2
     assert timer.compared == [True, True]  # two races in a row, one decision
+    assert stats["subgraphs_compiled"] == 1  # the partitioned form was never built
 
 
 def test_where_the_whole_module_loses_the_subgraphs_race():
@@ -54,6 +55,7 @@ def test_where_the_whole_module_loses_the_subgraphs_race():
     assert ran == 2 and stats["subgraphs_failed"] == 0  # both subgraphs ran in TVM
     assert stats["graphs_kept_compiled"] == 1 and stats["context_kept_tvm"] == 2
     assert stats["graphs_one_module"] == 0
+    assert stats["subgraphs_compiled"] == 3  # the module, then the partitioned form's two
     assert timer.compared == [False, True, True]
 
 

@@ -32,7 +32,8 @@ class Choice:
 def choose(subgraphs: list, run_mode: Callable, candidate_for: Callable, reference: Callable,
            device: torch.device, timer, whole: Optional[str] = None,
            budget_s: float = 1.0) -> Choice:
-    """``subgraphs``: those with a TVM kernel (``.name``, ``.timings``); ``run_mode(use)`` runs the
+    """``subgraphs``: those with a TVM kernel (``.name``, ``.timings``), or a function that builds
+    and returns them (called only if the whole module loses); ``run_mode(use)`` runs the
     whole graph with ``use[name]`` choosing each one's side; ``candidate_for(use)`` returns the
     callable that runs the graph so (subgraphs left to PyTorch inlined); ``reference()`` runs what
     runs otherwise. All are called on the same inputs again and again: graphs must be functional.
@@ -43,6 +44,8 @@ def choose(subgraphs: list, run_mode: Callable, candidate_for: Callable, referen
         timing = race(candidate_for(use), reference, device, timer)
         if timing.candidate_wins:
             return Choice(use, True, timing, whole=True)
+    if callable(subgraphs):
+        subgraphs = subgraphs()
     all_eager = {s.name: False for s in subgraphs}
     if not subgraphs:  # nothing runs in TVM: partitioning only adds calls
         return Choice(all_eager, False, None)

@@ -53,7 +53,9 @@ class AtenGraph(_DecidesOnFirstCall):
     def _first(self, args):
         if self._prepare is not None:
             self._prepare()
-        out = self.partitioned(*args)
+        # with a whole-graph module, the partitioned subgraphs are built only if it loses its
+        # race (select/choice.py): the first result comes from the ATen graph in PyTorch
+        out = (self.original if self.whole is not None else self.partitioned)(*args)
         self.current = self.partitioned
         if self._on_first_call is not None:
             self._on_first_call(self, list(args))
@@ -231,10 +233,17 @@ class InferenceGraph(_DecidesOnFirstCall):
 
     def _choose(self, args: list):
         graph, compiled = self.aten, self.compiled
-        subs = graph.compiled_subgraphs()
         whole = graph.whole
         if whole is not None and not whole.compile_for(self.aten_args):
             whole = None  # TVM could not build the whole graph correctly: subgraphs only
+
+        def subs():  # built on their first call (AtenGraph._first), if the whole module lost
+            if graph.whole is not None:
+                graph.current = graph.partitioned
+                graph.set_modes({s.name: True for s in graph.subgraphs})
+                with torch.no_grad():
+                    compiled(*args)
+            return graph.compiled_subgraphs()
 
         def run_mode(use):
             graph.current = graph.partitioned
@@ -251,12 +260,13 @@ class InferenceGraph(_DecidesOnFirstCall):
                                            self._direct(whole, args))
         except Exception as err:  # the compiled graph stays, every kernel in TVM
             graph.current = graph.partitioned
-            graph.set_modes({s.name: True for s in subs})
+            graph.set_modes({s.name: True for s in graph.subgraphs})
             log.warning("tvm_wm: timing the graph against eager PyTorch failed (%s); continuing", err)
             return compiled
         graph.keep(choice.use_tvm, choice.wins)
-        Selection.count(choice, len(subs), True)
-        explanation.chose(graph, choice, len(subs), False)
+        n = len(graph.subgraphs) if choice.whole else len(graph.compiled_subgraphs())
+        Selection.count(choice, n, True)
+        explanation.chose(graph, choice, n, False)
         return compiled if choice.wins else self.gm
 
     def _direct(self, whole, args: list) -> Optional[dict]:

@@ -50,7 +50,7 @@ class Selection:
         if t is not None:
             log.info("%s: %s in TVM: %.3f ms; PyTorch: %.3f ms -> %s%s", self.name,
                      "one module" if choice.whole else
-                     f"{sum(choice.use_tvm.values())} of {len(subgraphs)} subgraphs", t.candidate_s * 1e3,
+                     f"{sum(choice.use_tvm.values())} of {len(choice.use_tvm)} subgraphs", t.candidate_s * 1e3,
                      t.reference_s * 1e3, "TVM" if choice.wins else "PyTorch",
                      " (machine busy: not cached)" if t.busy else "")
         if self.store is not None and self.parts is not None and (t is None or not t.busy):
