@@ -38,3 +38,8 @@ def test_unknown_option_fails_torch_compile():
     with pytest.raises(torch._dynamo.exc.BackendCompilerFailed) as info:
         compiled(torch.randn(1, 2))
     assert isinstance(info.value.inner_exception, OptionError)
+
+
+def test_an_unknown_layout_is_refused():
+    with pytest.raises(OptionError, match="layout"):
+        Settings.from_options({"layout": "NCWH"})

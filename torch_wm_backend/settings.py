@@ -13,6 +13,7 @@ DEFAULT_TRIALS = 8  # per task on a first run: a few minutes for a CNN on 2 core
 MAX_AUTOTUNE_TRIALS = 64  # torch.compile(mode="max-autotune"): the paper's budget per subgraph
 DEFAULT_TIME_BUDGET_S = 600.0  # caps the first run; max-autotune lifts it
 COST_MODELS = ("wm", "xgb", "random")
+LAYOUTS = ("NCHW", "NHWC")
 CACHE_ENV = "TVM_WM_CACHE_DIR"
 TVM_THREADS_ENV = "TVM_NUM_THREADS"  # TVM's own; threads.py writes it unless the user did
 LOG_ENV = "TVM_WM_LOG"  # debug / info / warning: the backend's log level (logs.py)
@@ -33,6 +34,9 @@ class Settings:
         faster (select/); False runs every kernel TVM built correctly.
     runner: where candidates are measured: None (this machine) or {"rpc": {"tracker": "host:port",
         "key": "..."}}.
+    layout: "NCHW" keeps PyTorch's layout; "NHWC" converts the 2-D convolutions of a whole-graph
+        inference module to channels-last inside TVM (Relax ConvertLayout: activations transposed
+        once at the module's edges, weights once when they are prepared).
     """
 
     trials: int = DEFAULT_TRIALS
@@ -43,6 +47,7 @@ class Settings:
     seed: int = 0
     eager_guard: bool = True
     runner: Optional[dict] = None
+    layout: str = "NCHW"
 
     def __post_init__(self):
         if self.trials < 0:
@@ -53,6 +58,8 @@ class Settings:
             raise OptionError(f"time_budget_s must be > 0 or None, got {self.time_budget_s}")
         if self.runner is not None:
             _check_runner(self.runner)
+        if self.layout not in LAYOUTS:
+            raise OptionError(f"layout must be one of {LAYOUTS}, got {self.layout!r}")
         if self.cache_dir == _DEFAULT:
             object.__setattr__(self, "cache_dir", default_cache_dir())
 
@@ -81,7 +88,7 @@ class Settings:
 
 # Named once: the settings that change what gets built. cache_dir, strict, runner and eager_guard
 # (which only chooses between what was built and PyTorch) do not.
-ARTIFACT_FIELDS = ("trials", "time_budget_s", "cost_model", "seed")
+ARTIFACT_FIELDS = ("trials", "time_budget_s", "cost_model", "seed", "layout")
 
 _TYPES: dict[str, tuple] = {
     "trials": (int,),
@@ -92,6 +99,7 @@ _TYPES: dict[str, tuple] = {
     "seed": (int,),
     "eager_guard": (bool,),
     "runner": (dict, type(None)),
+    "layout": (str,),
 }
 
 

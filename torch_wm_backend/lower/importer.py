@@ -62,9 +62,11 @@ def concretize(gm: torch.fx.GraphModule, inputs: list) -> torch.fx.GraphModule:
     return make_fx(gm, tracing_mode="fake")(*inputs)
 
 
-def to_relax(gm: torch.fx.GraphModule, inputs: list, weights: tuple = ()) -> IRModule:
+def to_relax(gm: torch.fx.GraphModule, inputs: list, weights: tuple = (),
+             layout: str = "NCHW") -> IRModule:
     """``weights``: positions of inputs that are the model's weights (inference only): they become
-    ``main``'s trailing parameters and what depends on them alone is lifted (freeze.py)."""
+    ``main``'s trailing parameters and what depends on them alone is lifted (freeze.py). ``layout``
+    "NHWC" converts such a module's 2-D convolutions to channels-last (settings.py)."""
     gm = concretize(gm, inputs)
     if not weights:
         return GraphModuleImporter().import_graph_module(gm, inputs)
@@ -72,4 +74,8 @@ def to_relax(gm: torch.fx.GraphModule, inputs: list, weights: tuple = ()) -> IRM
 
     ordered = [x for i, x in enumerate(inputs) if i not in weights] + [inputs[i] for i in weights]
     mod = GraphModuleImporter().import_graph_module(weights_last(gm, weights), ordered)
+    if layout == "NHWC":  # before lifting: the weights' transposes are prepared once with them
+        from tvm import relax
+
+        mod = relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "OHWI"]})(mod)
     return lift_weights(mod, len(inputs) - len(weights))
