@@ -1,0 +1,145 @@
+"""A tuned model's heaviest kernels beside PyTorch's (oneDNN) on the same shapes.
+
+    python benchmarks/kernels.py resnet50 [--cache benchmarks/work/e2e/tvm_wm_wm_t64] [--top 10]
+
+Lowers the model as the backend does (one module, frozen weights), takes each task's best latency
+from the cache's tuning records (the tuner's own measurements, as `tune/progress.py` tabulates
+them) and ranks the tasks by their share of a model call (calls × best latency). For each of the
+heaviest that is a 2-D convolution, PyTorch's `F.conv2d` on the same shapes is timed in this
+process, NCHW and channels-last (oneDNN). GFLOP/s count the convolution's multiply-adds alone for
+both sides (TVM's kernels also do the folded batch norm and activation). Writes
+results/kernels_<model>.{json,md}.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+RESULTS = os.path.join(HERE, "results")
+
+
+def conv_shape(mod):
+    """(data shape, weight shape, stride, padding, groups) of a task whose first two parameters are
+    a convolution's NCHW data and OIHW weight, or None. Stride and padding are read back from the
+    output's shape, assuming PyTorch's usual (k - 1) // 2 padding."""
+    func = mod["main"] if hasattr(mod, "functions") else mod
+    params = [p for p in func.params if getattr(p, "shape", None) is not None]  # buffers
+    if len(params) < 3 or any(len(b.shape) != 4 for b in (params[0], params[1], params[-1])):
+        return None
+    (n, c, h, w), (o, ci, kh, kw), out = ([int(d) for d in b.shape] for b in
+                                           (params[0], params[1], params[-1]))
+    if c % ci or out[1] != o or kh != kw:
+        return None
+    pad = (kh - 1) // 2
+    for stride in (1, 2):
+        if (h + 2 * pad - kh) // stride + 1 == out[2] and (w + 2 * pad - kw) // stride + 1 == out[3]:
+            return (n, c, h, w), (o, ci, kh, kw), stride, pad, c // ci
+    return None
+
+
+def conv_flops(data, weight, stride, pad) -> float:
+    n, _, h, w = data
+    o, ci, kh, kw = weight
+    ho, wo = (h + 2 * pad - kh) // stride + 1, (w + 2 * pad - kw) // stride + 1
+    return 2.0 * n * o * ho * wo * ci * kh * kw
+
+
+def torch_conv_us(data, weight, stride, pad, groups, channels_last: bool) -> float:
+    import torch
+    import torch.nn.functional as F
+
+    x, w = torch.randn(data), torch.randn(weight)
+    if channels_last:
+        x, w = x.to(memory_format=torch.channels_last), w.to(memory_format=torch.channels_last)
+    samples = []
+    with torch.no_grad():
+        for _ in range(5):
+            F.conv2d(x, w, None, stride, pad, 1, groups)
+        for _ in range(15):
+            start = time.perf_counter()
+            for _ in range(5):
+                F.conv2d(x, w, None, stride, pad, 1, groups)
+            samples.append((time.perf_counter() - start) / 5 * 1e6)
+    return min(samples)  # the least disturbed reading, as the tuner's runner keeps its best
+
+
+def measure(model: str, cache: str, top: int) -> dict:
+    import torch
+
+    from machine import describe
+    from torch_wm_backend import threads
+    from torch_wm_backend.cache.records import open_records
+    from torch_wm_backend.lower.target import target_for
+    from torch_wm_backend.tune.progress import rows
+    from tuning_curve import model_tasks
+
+    threads.sync()
+    target = target_for(torch.device("cpu"))
+    tasks, weights = model_tasks(model, target)
+    database = open_records(cache, target)
+    table = rows(tasks, weights, database)
+    for row, task in zip(table, tasks):
+        row["share_us"] = row["calls"] * row["best_us"] if row["best_us"] else 0.0
+        row["conv"] = conv_shape(task.dispatched[0])
+    total = sum(r["share_us"] for r in table)
+    heavy = sorted(table, key=lambda r: r["share_us"], reverse=True)[:top]
+    for r in heavy:
+        r["share"] = r["share_us"] / total if total else 0.0
+        if r["conv"] and r["best_us"]:
+            data, weight, stride, pad, groups = r["conv"]
+            work = conv_flops(data, weight, stride, pad) / groups
+            r["conv_gflop"] = work / 1e9
+            r["tvm_conv_gflops"] = work / r["best_us"] / 1e3
+            for name, cl in (("torch_nchw", False), ("torch_channels_last", True)):
+                us = torch_conv_us(data, weight, stride, pad, groups, cl)
+                r[f"{name}_us"], r[f"{name}_gflops"] = us, work / us / 1e3
+    return {"machine": describe(), "model": model, "cache": os.path.relpath(cache, HERE),
+            "tasks": len(tasks), "kernels_us_per_call": total, "heaviest": heavy}
+
+
+def write(out: dict) -> None:
+    m = out["machine"]
+    path = os.path.join(RESULTS, f"kernels_{out['model']}")
+    json.dump(out, open(path + ".json", "w"), indent=1)
+    lines = [f"# {out['model']}: the heaviest tuned kernels beside PyTorch's — {m['cpu']}, "
+             f"{m['cores']} cores, {m['date']}", "",
+             f"torch {m['torch']}, tvm {m['tvm']}; TVM on {m['tvm_threads']} threads, PyTorch on "
+             f"{m['torch_threads']}. Tuned kernels from `{out['cache']}` ({out['tasks']} tasks; the "
+             f"tuner's best measurement each, Σ calls × latency {out['kernels_us_per_call'] / 1e3:.2f} "
+             "ms per model call). PyTorch: `F.conv2d` alone on the same shapes, best of 15 rounds, "
+             "in this process. GFLOP/s: the convolution's multiply-adds (×2) over each side's time.",
+             "", "| kernel | share | calls | conv (data → weight, stride, groups) | TVM µs | TVM GFLOP/s "
+             "| oneDNN NCHW µs | GFLOP/s | oneDNN channels-last µs | GFLOP/s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in out["heaviest"]:
+        if r.get("conv") and "tvm_conv_gflops" in r:
+            data, weight, stride, _, groups = r["conv"]
+            shape = f"{'×'.join(map(str, data))} → {'×'.join(map(str, weight))}, s{stride}, g{groups}"
+            rest = (f"{r['best_us']:.1f} | {r['tvm_conv_gflops']:.1f} | {r['torch_nchw_us']:.1f} | "
+                    f"{r['torch_nchw_gflops']:.1f} | {r['torch_channels_last_us']:.1f} | "
+                    f"{r['torch_channels_last_gflops']:.1f}")
+        else:
+            shape = "-"
+            rest = (f"{r['best_us']:.1f} | " if r["best_us"] else "- | ") + "- | - | - | - | -"
+        lines.append(f"| {r['kernel']} | {r['share']:.0%} | {r['calls']:g} | {shape} | {rest} |")
+    with open(path + ".md", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("model")
+    parser.add_argument("--cache", default=os.path.join(HERE, "work", "e2e", "tvm_wm_wm_t64"))
+    parser.add_argument("--top", type=int, default=10)
+    args = parser.parse_args()
+    os.makedirs(RESULTS, exist_ok=True)
+    write(measure(args.model, args.cache, args.top))
+
+
+if __name__ == "__main__":
+    main()
