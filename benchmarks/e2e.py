@@ -83,10 +83,14 @@ def cmd_tune(args):
 
 
 def _median_ms(fn, x, iters: int) -> list:
+    """``iters`` timed calls after one untimed one: the first call after another variant ran pays
+    for that variant's thread pool still spinning, which a program running one model never does
+    (select/race.py)."""
     import torch
 
     samples = []
     with torch.no_grad():
+        fn(x)
         for _ in range(iters):
             start = time.perf_counter()
             fn(x)
@@ -103,7 +107,8 @@ def cmd_time(args):
     import torch_wm_backend
     from machine import describe
 
-    out = {"machine": describe(), "trials": args.trials, "models": {}}
+    out = {"machine": describe(), "trials": args.trials, "rounds": args.rounds, "iters": args.iters,
+           "models": {}}
     tuning_path = os.path.join(RESULTS, f"e2e_tuning_t{args.trials}.json")
     for name in args.models:
         model, x = _load(name)
@@ -163,7 +168,9 @@ def write_markdown(out, folder=RESULTS):
     lines = [f"# End to end, batch 1, fp32 — {m['cpu']}, {m['cores']} cores, {m['date']}", "",
              f"torch {m['torch']}, tvm {m['tvm']}; PyTorch on {m.get('torch_threads', '?')} threads, "
              f"TVM on {m.get('tvm_threads', '?')}; tuned variants: {out['trials']} trials per task. "
-             "Median latency in ms (speedup over eager, GFLOP/s). inductor_freezing: Inductor with "
+             f"Median latency in ms of {out.get('rounds', '?')} interleaved rounds, each variant "
+             f"{out.get('iters', '?')} timed calls per round after one untimed call "
+             "(speedup over eager, GFLOP/s). inductor_freezing: Inductor with "
              "`torch._inductor.config.freezing` (its frozen-weights mode).", "",
              "| model | GFLOP | " + " | ".join(variants) + " |", "|---|---|" + "---|" * len(variants)]
     for name, r in out["models"].items():

@@ -7,6 +7,11 @@ not cached. The candidate must win ``RACES`` races by ``MARGIN`` each: single ra
 shared 2-core machine. Random-number state is put back afterwards, so a graph with dropout draws as
 one call does.
 
+Each timed round starts with one untimed call: where the two sides alternate, the first call after
+a switch pays for the other side's thread pool still spinning (TVM's workers, PyTorch's OpenMP
+threads; benchmarks/results/threads_mix.md: a pair of short kernels ×1.5 their times alone), which
+a program that runs only one of them never pays.
+
 Everything is timed outside aot_autograd's first-call dispatch mode: there every ATen op is slower
 (measured on MobileNetV2: PyTorch's ops 26 ms inside, 17 ms after), while TVM's kernels, which
 bypass the dispatcher, are not, so timing there favoured TVM.
@@ -117,6 +122,8 @@ def _sync(device: torch.device) -> None:
 
 
 def _round(fn, number: int, device: torch.device) -> float:
+    fn()  # settles: the other side's pool stops spinning (module docstring)
+    _sync(device)
     start = time.perf_counter()
     for _ in range(number):
         fn()
