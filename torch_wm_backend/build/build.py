@@ -20,9 +20,10 @@ from .cpu_default import schedule_unscheduled
 
 
 def build(mod: tvm.IRModule, target: tvm.target.Target, database=None) -> relax.VMExecutable:
-    with _context(mod, target, database):
+    cuda_graph = uses_cuda_graph(mod, target)
+    with _context(target, database, cuda_graph):
         executable = relax.build(mod, target=target, relax_pipeline=_pipeline(target, database))
-    if "vm.builtin.cuda_graph.run_or_capture" in executable.as_text():
+    if cuda_graph and "vm.builtin.cuda_graph.run_or_capture" in executable.as_text():
         counters.bump("cuda_graph_modules")
     return executable
 
@@ -30,7 +31,7 @@ def build(mod: tvm.IRModule, target: tvm.target.Target, database=None) -> relax.
 def lower(mod: tvm.IRModule, target: tvm.target.Target, database=None) -> tvm.IRModule:
     """What ``build`` hands to code generation: the module after every pass (no compiler needed,
     so a CUDA build can be inspected on a machine without CUDA)."""
-    with _context(mod, target, database):
+    with _context(target, database, uses_cuda_graph(mod, target)):
         return _pipeline(target, database)(mod)
 
 
@@ -46,8 +47,8 @@ def uses_cuda_graph(mod: tvm.IRModule, target: tvm.target.Target) -> bool:
     return all(not relax.analysis.definable_tir_vars_in_type(p.ty) for p in main.params)
 
 
-def _context(mod, target, database):
-    config = {"relax.backend.use_cuda_graph": uses_cuda_graph(mod, target)}
+def _context(target, database, cuda_graph: bool):
+    config = {"relax.backend.use_cuda_graph": cuda_graph}
     stack = contextlib.ExitStack()
     stack.enter_context(target)
     stack.enter_context(tvm.transform.PassContext(opt_level=3, config=config))

@@ -147,6 +147,7 @@ class TrainingGraph:
         """Whether a training step of the compiled graphs beats one of Dynamo's graph: forward,
         then the gradients of what needs one by ``torch.autograd.grad`` (nothing accumulates in a
         ``.grad``). What the steps write besides (batch norm's running statistics) is put back."""
+        from ..runtime.subgraph import device_of
         from .race import race
 
         if self.timer is None:
@@ -166,9 +167,8 @@ class TrainingGraph:
                                             allow_unused=True)
             return run
 
-        device = tensors[0].device if tensors else torch.device("cpu")
         try:
-            timing = race(step(self.compiled), step(self.gm), device, self.timer)
+            timing = race(step(self.compiled), step(self.gm), device_of(tensors), self.timer)
         except Exception as err:  # the compiled graphs stay, as each chose
             log.warning("tvm_wm: timing the training step against eager failed (%s); continuing",
                         err)
@@ -237,18 +237,15 @@ class InferenceGraph(_DecidesOnFirstCall):
         if whole is not None and not whole.compile_for(self.aten_args):
             whole = None  # TVM could not build the whole graph correctly: subgraphs only
 
-        def subs():  # built on their first call (AtenGraph._first), if the whole module lost
-            if graph.whole is not None:
-                graph.current = graph.partitioned
-                graph.set_modes({s.name: True for s in graph.subgraphs})
-                with torch.no_grad():
-                    compiled(*args)
-            return graph.compiled_subgraphs()
-
         def run_mode(use):
             graph.current = graph.partitioned
             graph.set_modes(use)
             compiled(*args)
+
+        def subs():  # built on their first call (AtenGraph._first), if the whole module lost
+            if graph.whole is not None:
+                run_mode({s.name: True for s in graph.subgraphs})
+            return graph.compiled_subgraphs()
 
         def candidate_for(use):
             graph.current = graph.try_modes(use)
