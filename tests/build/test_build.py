@@ -36,6 +36,28 @@ def test_an_untuned_kernels_loops_are_parallel_and_vectorized():
     assert any("T.vectorized(" in _loops(f) for f in funcs)
 
 
+def test_an_untuned_fused_kernel_is_one_loop_nest():
+    # a frozen batch norm, a residual add and a ReLU after a convolution's output: five elementwise
+    # steps fused into one kernel; its default schedule computes them in one pass over memory,
+    # not one loop nest (and one intermediate buffer) per step
+    args = [torch.randn(1, 8, 16, 16), torch.randn(1, 8, 16, 16)] + [torch.rand(8) + 0.5 for _ in range(4)]
+
+    def f(y, skip, mean, var, gamma, beta):
+        return torch.relu(torch.ops.aten._native_batch_norm_legit_no_training(
+            y, gamma, beta, mean, var, 0.1, 1e-5)[0] + skip)
+
+    mod = to_relax(make_fx(f)(*args), args)
+    scheduled = schedule_unscheduled(cpu_target(2))(prepare(mod))
+    (func,) = [f for gv, f in scheduled.functions.items()
+               if isinstance(f, tvm.tirx.PrimFunc) and gv.name_hint.endswith("relu")]
+    text = _loops(func)
+    assert text.count("T.writes(") == 1, text  # one block writes: the output
+    assert "T.parallel(" in text and "T.vectorized(" in text
+    executable = build(mod, cpu_target(2))
+    (got,) = Kernel(executable, torch.device("cpu"))(args)
+    torch.testing.assert_close(got, f(*args), atol=1e-5, rtol=1e-5)
+
+
 def test_an_untuned_build_is_fused_parallel_and_right():
     f, args, mod = conv_relu()
     executable = build(mod, cpu_target(2))

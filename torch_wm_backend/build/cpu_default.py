@@ -2,7 +2,10 @@
 inner ones — MetaSchedule's own rule and postprocessor, with nothing sampled.
 
 TVM applies default schedules (DLight) on GPUs only; on a CPU an unscheduled kernel runs its loop
-nest as written, on one thread, however many cores the machine has.
+nest as written, on one thread, however many cores the machine has. A fused kernel's elementwise
+steps are inlined first (DLight's ``try_inline``): as legalized, each step (a frozen batch norm's
+subtract, divide, multiply, add; the ReLU) is a loop nest writing a buffer of its own, five passes
+over memory where one does.
 """
 from __future__ import annotations
 
@@ -22,8 +25,12 @@ def default_schedule(func: tvm.tirx.PrimFunc, target) -> "tvm.s_tir.Schedule | N
     core, vectors up to 64 lanes), then its RewriteParallelVectorizeUnroll postprocessor. (Not
     through a TuneContext: making one imports TVM's tensor intrinsics, 30 s and more here.)"""
     from tvm import s_tir
+    from tvm.s_tir.dlight import normalize_prim_func, try_inline
 
     sch = s_tir.Schedule(func)
+    blocks = normalize_prim_func(sch)
+    if blocks:  # a fused kernel's elementwise steps computed in one loop nest, not one each
+        try_inline(sch, [b for b in blocks if not b.is_reduction()])
     root = sch.get_sblock("root")
     cores = int(target.attrs.get("num-cores", 1) or 1)
     sch.annotate(root, "meta_schedule.parallel", JOBS_PER_CORE * cores)
