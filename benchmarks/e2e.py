@@ -62,7 +62,7 @@ def tune_one(name: str, variant: str, trials: int) -> dict:
 
 
 def cmd_tune(args):
-    path = os.path.join(RESULTS, f"e2e_tuning_t{args.trials}.json")
+    path = os.path.join(args.out, f"e2e_tuning_t{args.trials}.json")
     done = json.load(open(path)) if os.path.exists(path) else {}
     # untuned first (minutes), then the world model on every model, then XGB: a run cut short has
     # the project's own variant on every model first
@@ -78,7 +78,7 @@ def cmd_tune(args):
             continue
         done[f"{name}/{variant}"] = json.loads(proc.stdout.strip().splitlines()[-1])
         print(f"    {done[f'{name}/{variant}']['tune_s']:.0f} s", flush=True)
-        os.makedirs(RESULTS, exist_ok=True)
+        os.makedirs(args.out, exist_ok=True)
         json.dump(done, open(path, "w"), indent=1)
 
 
@@ -109,7 +109,7 @@ def cmd_time(args):
 
     out = {"machine": describe(), "trials": args.trials, "rounds": args.rounds, "iters": args.iters,
            "models": {}}
-    tuning_path = os.path.join(RESULTS, f"e2e_tuning_t{args.trials}.json")
+    tuning_path = os.path.join(args.out, f"e2e_tuning_t{args.trials}.json")
     for name in args.models:
         model, x = _load(name)
         with FlopCounterMode(display=False) as counter, torch.no_grad():
@@ -230,7 +230,8 @@ def main():
     parser.add_argument("--iters", type=int, default=2)
     parser.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
     parser.add_argument("--skip", nargs="*", default=[], help="variants not to time")
-    parser.add_argument("--out", default=RESULTS, help="where `time` writes e2e.json/.md/.png")
+    parser.add_argument("--out", default=RESULTS, help="where `tune` keeps its e2e_tuning_t<trials>.json "
+                        "(which `time` reads) and `time` writes e2e.json/.md/.png")
     parser.add_argument("--work", default=WORK, help="the variants' caches `time` reads (a copy "
                         "of them while `tune` holds their records lock)")
     parser.add_argument("--variants", nargs="+", default=["tvm_wm_wm", "tvm_wm_xgb"],

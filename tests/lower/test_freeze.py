@@ -126,3 +126,31 @@ def test_nhwc_converts_the_modules_convolutions_and_stays_right():
         model[0].weight.mul_(-1)  # the transposed weights are prepared again
         torch.testing.assert_close(compiled(x), model(x), atol=1e-4, rtol=1e-4)
     assert torch_wm_backend.stats()["graphs_one_module"] == 1
+
+
+def test_tuned_weight_layouts_are_prepared_once_with_the_weights():
+    # MetaSchedule's RewriteLayout gives a tuned kernel's weights the layout its loops read; the
+    # build moves that layout change into the weights' preparation (lower/freeze.py, prepack)
+    from tvm.s_tir import meta_schedule as ms
+
+    from torch_wm_backend.settings import Settings
+    from torch_wm_backend.tune import tune
+
+    model, x = conv_bn_relu()
+    gm, args, weights = exported(model, (x,))
+    mod = to_relax(gm, args, weights)
+    convs = [f for gv, f in prepare(mod).functions.items() if "conv2d" in gv.name_hint]
+    assert len(convs) == 2 and all(len(f.attrs["layout_free_buffers"]) > 0 for f in convs)
+    database = ms.database.MemoryDatabase()
+    tune([mod], cpu_target(), Settings.from_options({"trials": 2, "cost_model": "random"}),
+         database, None, "layouts")
+    executable = build(mod, cpu_target(), database)
+    assert "main_transform_params_layouts" in executable.as_text()
+    kernel = kernel_for(executable, torch.device("cpu"), weights)
+    with torch.no_grad():
+        for _ in range(2):
+            torch.testing.assert_close(kernel(args)[0], model(x), atol=1e-4, rtol=1e-4)
+        assert torch_wm_backend.stats()["weights_prepared"] == 1
+        args[weights[0]].mul_(-1)  # the model's own conv weight, in place
+        torch.testing.assert_close(kernel(args)[0], model(x), atol=1e-4, rtol=1e-4)
+    assert torch_wm_backend.stats()["weights_prepared"] == 2

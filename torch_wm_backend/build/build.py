@@ -60,6 +60,7 @@ def _context(target, database, cuda_graph: bool):
 def _pipeline(target, database):
     from tvm.relax.transform import MetaScheduleApplyDatabase
 
+    from ..lower.freeze import prepack
     from ..tune.tasks import prepare
 
     gpu = relax_pipeline.BackendDispatcher.is_gpu_target(target)
@@ -74,7 +75,7 @@ def _pipeline(target, database):
         mod = tvm.transform.Sequential(relax_pipeline.library_dispatch_passes(target))(mod)
         mod = prepare(mod)
         if database is not None:
-            mod = MetaScheduleApplyDatabase()(mod)
+            mod = prepack(MetaScheduleApplyDatabase()(mod))
         mod = fallback(mod)
         return tvm.transform.Sequential(_lower_passes(target)
                                         + relax_pipeline.finalize_passes(target))(mod)

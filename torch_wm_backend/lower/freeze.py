@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 import tvm
+import tvm_ffi
 from tvm import relax
 
 
@@ -42,6 +43,40 @@ def lift_weights(mod: tvm.IRModule, num_input: int) -> tvm.IRModule:
         relax.transform.LiftTransformParams(),
         relax.transform.FoldConstant(),
     ])(mod)
+
+
+PREPARE = "main_transform_params"
+
+
+def prepack(mod: tvm.IRModule) -> tvm.IRModule:
+    """After tuning: the weight layout changes that tuned kernels ask for (MetaSchedule's
+    RewriteLayout, on the buffers tune/tasks.py marks layout-free) split out of the kernels
+    (SplitLayoutRewritePreproc) and lifted into the weights' preparation, as TVM's
+    ``static_shape_tuning_pipeline(cpu_weight_prepack=True)`` does: paid once per set of weights,
+    not per call. ``main_transform_params`` becomes the lifted preparation (``lift_weights``)
+    followed by the layout changes."""
+    split = relax.transform.SplitLayoutRewritePreproc()(mod)
+    if tvm_ffi.structural_equal(split, mod):
+        return mod  # no kernel asked for another layout
+    first = split.get_global_var(PREPARE)
+    kept = {gv: f for gv, f in split.functions.items() if gv != first}
+    renamed = tvm.ir.GlobalVar(f"{PREPARE}_lifted")
+    # without num_input, or LiftTransformParams would lift this function's own work too
+    kept[renamed] = split[first].with_attr("global_symbol", renamed.name_hint).without_attr("num_input")
+    lifted = tvm.transform.Sequential([relax.transform.LiftTransformParams(),
+                                       relax.transform.FoldConstant()])(tvm.IRModule(kept, attrs=split.attrs))
+    second = lifted.get_global_var(PREPARE)
+    bb = relax.BlockBuilder(tvm.IRModule({gv: f for gv, f in lifted.functions.items()
+                                          if gv.name_hint not in (PREPARE, renamed.name_hint)},
+                                         attrs=lifted.attrs))
+    lift = bb.add_func(lifted[renamed.name_hint], renamed.name_hint)
+    layouts = bb.add_func(lifted[second].with_attr("global_symbol", f"{PREPARE}_layouts"),
+                          f"{PREPARE}_layouts")
+    weights = relax.Var("weights", lifted[renamed.name_hint].params[0].ty)
+    with bb.function(PREPARE, [weights]):
+        prepared = bb.emit(relax.Call(lift, [weights]))
+        bb.emit_func_output(bb.emit(relax.Call(layouts, [prepared])))
+    return bb.get()
 
 
 def exported(model: torch.nn.Module, inputs: tuple):

@@ -12,6 +12,10 @@ from .defaults import is_default
 
 
 def prepare(mod: tvm.IRModule) -> tvm.IRModule:
+    """Legalized and fused. With frozen weights (``main`` has ``num_input``, lower/freeze.py), each
+    kernel's weight parameters are marked layout-free, so MetaSchedule's RewriteLayout may give
+    them the layout its schedule reads best; the build prepares them so once (lower/freeze.py,
+    ``prepack``)."""
     passes = [
         relax.transform.LegalizeOps(),
         relax.transform.AnnotateTIROpPattern(),
@@ -19,7 +23,14 @@ def prepare(mod: tvm.IRModule) -> tvm.IRModule:
         relax.transform.FuseOps(),
         relax.transform.FuseTIR(),
     ]
+    if _frozen(mod):
+        passes.append(relax.transform.AttachAttrLayoutFreeBuffers())
     return tvm.transform.Sequential(passes)(mod)
+
+
+def _frozen(mod: tvm.IRModule) -> bool:
+    main = next((f for gv, f in mod.functions.items() if gv.name_hint == "main"), None)
+    return main is not None and main.attrs is not None and "num_input" in main.attrs
 
 
 def extract(mod: tvm.IRModule, target) -> list:
