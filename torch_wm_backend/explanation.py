@@ -175,7 +175,8 @@ def kernel_rows(modules: list, settings) -> list:
     for module in modules:
         inputs = [n.meta.get("val") for n in module.eager.graph.nodes if n.op == "placeholder"]
         device = device_of(inputs, output_vals(module.eager))
-        mods.append(to_relax(module.eager, inputs, module.weights, settings.layout))
+        mods.append(to_relax(module.eager, inputs, module.weights, settings.layout,
+                                settings.weight_layouts))
     if not mods:
         return []
     target = target_for(device)

@@ -97,7 +97,7 @@ def pretune_graph(subgraphs: dict, settings: Settings, budget, name: str) -> Non
             continue  # built already, tuned or not: a warm start lowers and tunes nothing
         try:
             with quiet_native():  # fake tensors: only shapes and dtypes are read
-                mod = to_relax(eager, inputs, weights, settings.layout)
+                mod = to_relax(eager, inputs, weights, settings.layout, settings.weight_layouts)
         except Exception:
             continue  # not static, or TVM cannot import it: the first call will say why
         by_device.setdefault(device, []).append(mod)
@@ -135,7 +135,7 @@ def mismatch(tvm_outs: list, eager_out) -> str:
 def _build(name, target, eager, args, device, settings, store, budget, weights=()):
     """Lower, tune, build and check values: the artifact's files (none where TVM is wrong)."""
     with quiet_native():
-        mod = to_relax(eager, args, weights, settings.layout)
+        mod = to_relax(eager, args, weights, settings.layout, settings.weight_layouts)
     database = None
     if settings.trials > 0:
         from .tune import tune

@@ -37,6 +37,10 @@ class Settings:
     layout: "NCHW" keeps PyTorch's layout; "NHWC" converts the 2-D convolutions of a whole-graph
         inference module to channels-last inside TVM (Relax ConvertLayout: activations transposed
         once at the module's edges, weights once when they are prepared).
+    weight_layouts: let tuning choose the layout of a whole-graph inference module's weights
+        (MetaSchedule's RewriteLayout; the layouts are changed once, when the weights are prepared).
+        Off by default: it slows the search about twice and its kernels were not faster throughout
+        (benchmarks/results/layout_rewrite.md).
     """
 
     trials: int = DEFAULT_TRIALS
@@ -48,6 +52,7 @@ class Settings:
     eager_guard: bool = True
     runner: Optional[dict] = None
     layout: str = "NCHW"
+    weight_layouts: bool = False
 
     def __post_init__(self):
         if self.trials < 0:
@@ -88,7 +93,7 @@ class Settings:
 
 # Named once: the settings that change what gets built. cache_dir, strict, runner and eager_guard
 # (which only chooses between what was built and PyTorch) do not.
-ARTIFACT_FIELDS = ("trials", "time_budget_s", "cost_model", "seed", "layout")
+ARTIFACT_FIELDS = ("trials", "time_budget_s", "cost_model", "seed", "layout", "weight_layouts")
 
 _TYPES: dict[str, tuple] = {
     "trials": (int,),
@@ -100,6 +105,7 @@ _TYPES: dict[str, tuple] = {
     "eager_guard": (bool,),
     "runner": (dict, type(None)),
     "layout": (str,),
+    "weight_layouts": (bool,),
 }
 
 

@@ -129,8 +129,8 @@ def test_nhwc_converts_the_modules_convolutions_and_stays_right():
 
 
 def test_tuned_weight_layouts_are_prepared_once_with_the_weights():
-    # MetaSchedule's RewriteLayout gives a tuned kernel's weights the layout its loops read; the
-    # build moves that layout change into the weights' preparation (lower/freeze.py, prepack)
+    # with weight_layouts, MetaSchedule's RewriteLayout gives a tuned kernel's weights the layout its
+    # loops read; the build moves that layout change into the weights' preparation (prepack)
     from tvm.s_tir import meta_schedule as ms
 
     from torch_wm_backend.settings import Settings
@@ -138,7 +138,10 @@ def test_tuned_weight_layouts_are_prepared_once_with_the_weights():
 
     model, x = conv_bn_relu()
     gm, args, weights = exported(model, (x,))
-    mod = to_relax(gm, args, weights)
+    default = [f for gv, f in prepare(to_relax(gm, args, weights)).functions.items()
+               if "conv2d" in gv.name_hint]
+    assert all("layout_free_buffers" not in f.attrs for f in default)  # off by default
+    mod = to_relax(gm, args, weights, weight_layouts=True)
     convs = [f for gv, f in prepare(mod).functions.items() if "conv2d" in gv.name_hint]
     assert len(convs) == 2 and all(len(f.attrs["layout_free_buffers"]) > 0 for f in convs)
     database = ms.database.MemoryDatabase()

@@ -31,11 +31,18 @@ def weights_last(gm: torch.fx.GraphModule, weights: tuple) -> torch.fx.GraphModu
     return torch.fx.GraphModule(gm, graph)
 
 
-def lift_weights(mod: tvm.IRModule, num_input: int) -> tvm.IRModule:
+WEIGHT_LAYOUTS = "tvm_wm.weight_layouts"  # main's attribute: tuning may choose the weights' layouts
+
+
+def lift_weights(mod: tvm.IRModule, num_input: int, weight_layouts: bool = False) -> tvm.IRModule:
     """``main(inputs..., weights...)`` -> ``main_transform_params(weights) -> prepared`` and
-    ``main(inputs..., prepared...)``: TVM's own passes, in static_shape_tuning_pipeline's order."""
+    ``main(inputs..., prepared...)``: TVM's own passes, in static_shape_tuning_pipeline's order.
+    ``weight_layouts``: mark ``main`` so that tuning may choose the prepared weights' layouts
+    (tune/tasks.py, ``prepack``)."""
     mod = tvm.IRModule(dict(mod.functions))
     mod["main"] = mod["main"].with_attr("num_input", num_input)
+    if weight_layouts:
+        mod["main"] = mod["main"].with_attr(WEIGHT_LAYOUTS, True)
     return tvm.transform.Sequential([
         relax.transform.DecomposeOpsForInference(),  # batch norm -> elementwise, on weights
         relax.transform.CanonicalizeBindings(),

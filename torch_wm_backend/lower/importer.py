@@ -63,10 +63,11 @@ def concretize(gm: torch.fx.GraphModule, inputs: list) -> torch.fx.GraphModule:
 
 
 def to_relax(gm: torch.fx.GraphModule, inputs: list, weights: tuple = (),
-             layout: str = "NCHW") -> IRModule:
+             layout: str = "NCHW", weight_layouts: bool = False) -> IRModule:
     """``weights``: positions of inputs that are the model's weights (inference only): they become
     ``main``'s trailing parameters and what depends on them alone is lifted (freeze.py). ``layout``
-    "NHWC" converts such a module's 2-D convolutions to channels-last (settings.py)."""
+    "NHWC" converts such a module's 2-D convolutions to channels-last; ``weight_layouts`` lets
+    tuning choose the weights' layouts (settings.py)."""
     gm = concretize(gm, inputs)
     if not weights:
         return GraphModuleImporter().import_graph_module(gm, inputs)
@@ -78,4 +79,4 @@ def to_relax(gm: torch.fx.GraphModule, inputs: list, weights: tuple = (),
         from tvm import relax
 
         mod = relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "OHWI"]})(mod)
-    return lift_weights(mod, len(inputs) - len(weights))
+    return lift_weights(mod, len(inputs) - len(weights), weight_layouts)

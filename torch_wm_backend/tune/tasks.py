@@ -12,10 +12,10 @@ from .defaults import is_default
 
 
 def prepare(mod: tvm.IRModule) -> tvm.IRModule:
-    """Legalized and fused. With frozen weights (``main`` has ``num_input``, lower/freeze.py), each
-    kernel's weight parameters are marked layout-free, so MetaSchedule's RewriteLayout may give
-    them the layout its schedule reads best; the build prepares them so once (lower/freeze.py,
-    ``prepack``)."""
+    """Legalized and fused. Where the weights' layouts are tuning's to choose (the
+    ``weight_layouts`` option, lower/freeze.py), each kernel's weight parameters are marked
+    layout-free, so MetaSchedule's RewriteLayout may give them the layout its schedule reads best;
+    the build changes them so once, when they are prepared (lower/freeze.py, ``prepack``)."""
     passes = [
         relax.transform.LegalizeOps(),
         relax.transform.AnnotateTIROpPattern(),
@@ -23,14 +23,16 @@ def prepare(mod: tvm.IRModule) -> tvm.IRModule:
         relax.transform.FuseOps(),
         relax.transform.FuseTIR(),
     ]
-    if _frozen(mod):
+    if _weight_layouts(mod):
         passes.append(relax.transform.AttachAttrLayoutFreeBuffers())
     return tvm.transform.Sequential(passes)(mod)
 
 
-def _frozen(mod: tvm.IRModule) -> bool:
+def _weight_layouts(mod: tvm.IRModule) -> bool:
+    from ..lower.freeze import WEIGHT_LAYOUTS
+
     main = next((f for gv, f in mod.functions.items() if gv.name_hint == "main"), None)
-    return main is not None and main.attrs is not None and "num_input" in main.attrs
+    return main is not None and main.attrs is not None and bool(main.attrs.get(WEIGHT_LAYOUTS, False))
 
 
 def extract(mod: tvm.IRModule, target) -> list:
