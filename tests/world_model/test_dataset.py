@@ -76,6 +76,18 @@ def test_records_say_their_thread_count_and_are_not_mixed(tmp_path):
         dataset.record_threads(tmp_path / "a", 1)  # adding to them at another count
 
 
+def test_records_are_not_added_to_from_another_cpu(tmp_path):
+    from torch_wm_backend import TvmWmError
+    from torch_wm_backend.world_model import dataset
+
+    dataset.record_threads(tmp_path / "a", 2, "znver4")
+    (tmp_path / "a" / "database_tuning_record.json").write_text("")
+    dataset.record_threads(tmp_path / "a", 2, "znver4")  # the same machine resumes
+    assert dataset.cpu_of(tmp_path / "a") == "znver4"
+    with pytest.raises(TvmWmError, match="znver4 CPU, not rocketlake"):
+        dataset.record_threads(tmp_path / "a", 2, "rocketlake")
+
+
 def test_the_held_out_networks_do_not_depend_on_the_working_directory(tmp_path, monkeypatch):
     from torch_wm_backend.world_model import dataset
 

@@ -251,7 +251,7 @@ def run(args) -> int:
     # before the pools start: their workers measure with TVM on as many threads as PyTorch uses
     n_threads = threads.sync()
     for name in nets:  # refuses to add records to a network measured at another thread count
-        record_threads(out / name, n_threads)
+        record_threads(out / name, n_threads, str(target.attrs.get("mcpu", "")) or None)
     record_eval_networks(out, list(zoo.EVAL))
     held_out = eval_hashes(zoo, out, target)
     builder = make_builder(cores)  # keeps its workers: MetaSchedule's restarts them per batch

@@ -36,25 +36,38 @@ class Transition:
     feats: np.ndarray
 
 
-MEASURED_WITH = "measured_with.json"  # per network: {"tvm_threads": n}
+MEASURED_WITH = "measured_with.json"  # per network: {"tvm_threads": n, "cpu": the target's mcpu}
 # Records without it were measured before TVM's pool followed PyTorch's thread count: at one
 # thread of this 2-core machine (TVM sized its pool as half the hardware threads).
 UNRECORDED_THREADS = 1
 EVAL_NETWORKS = "eval_networks.json"  # beside the networks: those held out of training whole
 
 
-def record_threads(net_dir: Path, n: int) -> None:
-    """Say that ``net_dir``'s records are measured with TVM on ``n`` threads; refuse to add to
-    records measured at another count."""
+def record_threads(net_dir: Path, n: int, cpu: str | None = None) -> None:
+    """Say that ``net_dir``'s records are measured with TVM on ``n`` threads (on the CPU ``cpu``,
+    the target's mcpu); refuse to add to records measured at another count or on another CPU (a
+    resumed collection may run on another machine: a task's records compare its candidates, so
+    they must come from one)."""
     from ..errors import TvmWmError
 
     net_dir = Path(net_dir)
     have = threads_of(net_dir)
-    if (net_dir / "database_tuning_record.json").exists() and have != n:
-        raise TvmWmError(f"{net_dir} holds records measured with TVM on {have} thread(s), not {n}: "
-                         "collect into another --out folder")
+    if (net_dir / "database_tuning_record.json").exists():
+        if have != n:
+            raise TvmWmError(f"{net_dir} holds records measured with TVM on {have} thread(s), not "
+                             f"{n}: collect into another --out folder")
+        had_cpu = cpu_of(net_dir)
+        if cpu is not None and had_cpu is not None and had_cpu != cpu:
+            raise TvmWmError(f"{net_dir} holds records measured on a {had_cpu} CPU, not {cpu}: "
+                             "collect into another --out folder")
     net_dir.mkdir(parents=True, exist_ok=True)
-    (net_dir / MEASURED_WITH).write_text(json.dumps({"tvm_threads": n}))
+    (net_dir / MEASURED_WITH).write_text(json.dumps({"tvm_threads": n, "cpu": cpu}))
+
+
+def cpu_of(net_dir: Path) -> str | None:
+    """The CPU (the target's mcpu) ``net_dir``'s records were measured on; None if not recorded."""
+    path = Path(net_dir) / MEASURED_WITH
+    return json.loads(path.read_text()).get("cpu") if path.exists() else None
 
 
 def threads_of(net_dir: Path) -> int:
