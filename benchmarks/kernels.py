@@ -102,19 +102,18 @@ def measure(model: str, cache: str, top: int) -> dict:
 
 
 def write(out: dict) -> None:
-    m = out["machine"]
+    from machine import heading
+
     path = os.path.join(RESULTS, f"kernels_{out['model']}")
     json.dump(out, open(path + ".json", "w"), indent=1)
-    lines = [f"# {out['model']}: the heaviest tuned kernels beside PyTorch's — {m['cpu']}, "
-             f"{m['cores']} cores, {m['date']}", "",
-             f"torch {m['torch']}, tvm {m['tvm']}; TVM on {m['tvm_threads']} threads, PyTorch on "
-             f"{m['torch_threads']}. Tuned kernels from `{out['cache']}` ({out['tasks']} tasks; the "
-             f"tuner's best measurement each, Σ calls × latency {out['kernels_us_per_call'] / 1e3:.2f} "
-             "ms per model call). PyTorch: `F.conv2d` alone on the same shapes, best of 15 rounds, "
-             "in this process. GFLOP/s: the convolution's multiply-adds (×2) over each side's time.",
-             "", "| kernel | share | calls | conv (data → weight, stride, groups) | TVM µs | TVM GFLOP/s "
-             "| oneDNN NCHW µs | GFLOP/s | oneDNN channels-last µs | GFLOP/s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = heading(f"{out['model']}: the heaviest tuned kernels beside PyTorch's", out["machine"])
+    lines[-1] += (f" Tuned kernels from `{out['cache']}` ({out['tasks']} tasks; the tuner's best "
+                  f"measurement each, Σ calls × latency {out['kernels_us_per_call'] / 1e3:.2f} ms per "
+                  "model call). PyTorch: `F.conv2d` alone on the same shapes, best of 15 rounds, in "
+                  "this process. GFLOP/s: the convolution's multiply-adds (×2) over each side's time.")
+    lines += ["", "| kernel | share | calls | conv (data → weight, stride, groups) | TVM µs | "
+              "TVM GFLOP/s | oneDNN NCHW µs | GFLOP/s | oneDNN channels-last µs | GFLOP/s |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in out["heaviest"]:
         if r.get("conv") and "tvm_conv_gflops" in r:
             data, weight, stride, _, groups = r["conv"]

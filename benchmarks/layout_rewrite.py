@@ -95,18 +95,19 @@ def measure(shape, trials, cost_model) -> dict:
 
 
 def write(out: dict) -> None:
-    m = out["machine"]
+    from machine import heading
+
     path = os.path.join(RESULTS, "layout_rewrite")
     json.dump(out, open(path + ".json", "w"), indent=1)
-    lines = [f"# Tuned weight layouts on ResNet-50's convolutions — {m['cpu']}, {m['cores']} cores, "
-             f"{m['date']}", "",
-             f"torch {m['torch']}, tvm {m['tvm']}; TVM on {m['tvm_threads']} threads, PyTorch on "
-             f"{m['torch_threads']}. Conv + frozen batch norm + ReLU, batch 1, one kernel, tuned "
-             f"{out['trials']} trials with `{out['cost_model']}` from an empty database, with weight "
-             "layouts chosen by tuning (layout-free weights, prepared once) and without; PyTorch: "
-             "`F.conv2d` + ReLU (oneDNN, NCHW). Median µs of interleaved rounds (GFLOP/s).", "",
-             "| conv (in → out, k, size, stride) | layout changed | TVM, tuned layouts | TVM, PyTorch's "
-             "layout | oneDNN | layouts ÷ plain | tuning s, layouts / plain |", "|---|---|---|---|---|---|---|"]
+    lines = heading("Tuned weight layouts on ResNet-50's convolutions", out["machine"])
+    lines[-1] += (f" Conv + frozen batch norm + ReLU, batch 1, one kernel, tuned {out['trials']} "
+                  f"trials with `{out['cost_model']}` from an empty database, with weight layouts "
+                  "chosen by tuning (`weight_layouts`: layout-free weights, changed once when "
+                  "prepared) and without; PyTorch: `F.conv2d` + ReLU (oneDNN, NCHW). Median µs of "
+                  "interleaved rounds (GFLOP/s).")
+    lines += ["", "| conv (in → out, k, size, stride) | layout changed | TVM, tuned layouts | "
+              "TVM, PyTorch's layout | oneDNN | layouts ÷ plain | tuning s, layouts / plain |",
+              "|---|---|---|---|---|---|---|"]
     for r in out["rows"]:
         s, us, g = r["shape"], r["us"], r["gflops"]
         lines.append(f"| {s['cin']} → {s['cout']}, {s['kernel']}×{s['kernel']}, {s['size']}², "

@@ -27,3 +27,11 @@ def describe() -> dict:
         "torch_threads": torch.get_num_threads(),
         "tvm_threads": threads.sync(),
     }
+
+
+def heading(title: str, m: dict) -> list:
+    """A result's markdown title and the line every result starts with: versions and both sides'
+    thread counts."""
+    return [f"# {title} — {m['cpu']}, {m['cores']} cores, {m['date']}", "",
+            f"torch {m['torch']}, tvm {m['tvm']}; TVM on {m['tvm_threads']} threads, PyTorch on "
+            f"{m['torch_threads']}."]

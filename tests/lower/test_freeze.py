@@ -44,10 +44,8 @@ def test_batch_norm_folds_into_the_convolution_kernel():
     assert any("batch_norm" in k for k in unfrozen)  # weights as inputs: a kernel of its own
 
 
-def test_the_module_prepares_weights_once_and_again_after_they_change():
-    model, x = conv_bn_relu()
-    gm, args, weights = exported(model, (x,))
-    kernel = kernel_for(build(to_relax(gm, args, weights), cpu_target()), torch.device("cpu"), weights)
+def prepared_once_and_again(kernel, model, x, args, weights):
+    """Right twice with one preparation of the weights, then right after one changes in place."""
     with torch.no_grad():
         for _ in range(2):
             torch.testing.assert_close(kernel(args)[0], model(x), atol=1e-4, rtol=1e-4)
@@ -55,6 +53,13 @@ def test_the_module_prepares_weights_once_and_again_after_they_change():
         args[weights[0]].mul_(-1)  # the model's own conv weight, in place
         torch.testing.assert_close(kernel(args)[0], model(x), atol=1e-4, rtol=1e-4)
     assert torch_wm_backend.stats()["weights_prepared"] == 2
+
+
+def test_the_module_prepares_weights_once_and_again_after_they_change():
+    model, x = conv_bn_relu()
+    gm, args, weights = exported(model, (x,))
+    kernel = kernel_for(build(to_relax(gm, args, weights), cpu_target()), torch.device("cpu"), weights)
+    prepared_once_and_again(kernel, model, x, args, weights)
     assert torch_wm_backend.stats()["prepared_weight_bytes"] > 0
 
 
@@ -149,11 +154,5 @@ def test_tuned_weight_layouts_are_prepared_once_with_the_weights():
          database, None, "layouts")
     executable = build(mod, cpu_target(), database)
     assert "main_transform_params_layouts" in executable.as_text()
-    kernel = kernel_for(executable, torch.device("cpu"), weights)
-    with torch.no_grad():
-        for _ in range(2):
-            torch.testing.assert_close(kernel(args)[0], model(x), atol=1e-4, rtol=1e-4)
-        assert torch_wm_backend.stats()["weights_prepared"] == 1
-        args[weights[0]].mul_(-1)  # the model's own conv weight, in place
-        torch.testing.assert_close(kernel(args)[0], model(x), atol=1e-4, rtol=1e-4)
-    assert torch_wm_backend.stats()["weights_prepared"] == 2
+    prepared_once_and_again(kernel_for(executable, torch.device("cpu"), weights), model, x, args,
+                            weights)

@@ -6,7 +6,8 @@ of it in ``main`` is elementwise work that fuses into the convolution before it 
 after): one kernel, where the graph with weights as plain inputs ran the batch norm as a kernel of
 its own. Weight transposes (a linear layer's) are lifted too. The compiled module does not hold the
 weights, so it is cached like any other and stays right when they change: the runtime calls
-``main_transform_params`` again (runtime/kernel.py, FrozenKernel).
+``main_transform_params`` again (runtime/kernel.py, FrozenKernel). With the ``weight_layouts``
+option, the weight layouts tuned kernels chose are changed there too (``prepack``).
 """
 from __future__ import annotations
 
@@ -65,21 +66,20 @@ def prepack(mod: tvm.IRModule) -> tvm.IRModule:
     split = relax.transform.SplitLayoutRewritePreproc()(mod)
     if tvm_ffi.structural_equal(split, mod):
         return mod  # no kernel asked for another layout
+    lifted_name, layouts_name = f"{PREPARE}_lifted", f"{PREPARE}_layouts"
     first = split.get_global_var(PREPARE)
     kept = {gv: f for gv, f in split.functions.items() if gv != first}
-    renamed = tvm.ir.GlobalVar(f"{PREPARE}_lifted")
-    # without num_input, or LiftTransformParams would lift this function's own work too
-    kept[renamed] = split[first].with_attr("global_symbol", renamed.name_hint).without_attr("num_input")
-    lifted = tvm.transform.Sequential([relax.transform.LiftTransformParams(),
-                                       relax.transform.FoldConstant()])(tvm.IRModule(kept, attrs=split.attrs))
-    second = lifted.get_global_var(PREPARE)
-    bb = relax.BlockBuilder(tvm.IRModule({gv: f for gv, f in lifted.functions.items()
-                                          if gv.name_hint not in (PREPARE, renamed.name_hint)},
-                                         attrs=lifted.attrs))
-    lift = bb.add_func(lifted[renamed.name_hint], renamed.name_hint)
-    layouts = bb.add_func(lifted[second].with_attr("global_symbol", f"{PREPARE}_layouts"),
-                          f"{PREPARE}_layouts")
-    weights = relax.Var("weights", lifted[renamed.name_hint].params[0].ty)
+    # renamed, and without num_input: LiftTransformParams would lift this function's own work too
+    kept[tvm.ir.GlobalVar(lifted_name)] = (split[first].with_attr("global_symbol", lifted_name)
+                                           .without_attr("num_input"))
+    lifted = tvm.transform.Sequential([relax.transform.LiftTransformParams(),  # a new PREPARE
+                                       relax.transform.FoldConstant()])(
+        tvm.IRModule(kept, attrs=split.attrs))
+    rest = {gv: f for gv, f in lifted.functions.items() if gv.name_hint not in (PREPARE, lifted_name)}
+    bb = relax.BlockBuilder(tvm.IRModule(rest, attrs=lifted.attrs))
+    lift = bb.add_func(lifted[lifted_name], lifted_name)
+    layouts = bb.add_func(lifted[PREPARE].with_attr("global_symbol", layouts_name), layouts_name)
+    weights = relax.Var("weights", lifted[lifted_name].params[0].ty)
     with bb.function(PREPARE, [weights]):
         prepared = bb.emit(relax.Call(lift, [weights]))
         bb.emit_func_output(bb.emit(relax.Call(layouts, [prepared])))
