@@ -70,7 +70,8 @@ def bert_base():
 def gpt2():
     from transformers import GPT2Config, GPT2Model
 
-    return GPT2Model(GPT2Config(attn_implementation="eager", use_cache=False))  # no KV cache object in its outputs: torch.export traces tensors only
+    # no KV-cache object among its outputs: torch.export traces tensors only
+    return GPT2Model(GPT2Config(attn_implementation="eager", use_cache=False))
 
 
 def image(batch=1):

@@ -4,9 +4,10 @@
 
 Each convolution (with its frozen batch norm and ReLU, one kernel) is tuned twice from an empty
 in-memory database with the same seed: with the ``weight_layouts`` option — weight buffers
-layout-free, so MetaSchedule's RewriteLayout may pick the weights' layout, changed once when they are
-prepared (lower/freeze.py, ``prepack``) — and without (the default: PyTorch's layout). Both are built, checked against PyTorch, and timed in
-interleaved rounds beside PyTorch's ``F.conv2d`` + ReLU (oneDNN, NCHW) on the same shapes.
+layout-free, so MetaSchedule's RewriteLayout may pick the weights' layout, changed once when they
+are prepared (lower/freeze.py, ``prepack``) — and without (the default: PyTorch's layout). Both are
+built, checked against PyTorch, and timed in interleaved rounds beside PyTorch's ``F.conv2d`` +
+ReLU (oneDNN, NCHW) on the same shapes.
 """
 import argparse
 import json

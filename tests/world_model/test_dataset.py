@@ -84,6 +84,8 @@ def test_records_are_not_added_to_from_another_cpu(tmp_path):
     (tmp_path / "a" / "database_tuning_record.json").write_text("")
     dataset.record_threads(tmp_path / "a", 2, "znver4")  # the same machine resumes
     assert dataset.cpu_of(tmp_path / "a") == "znver4"
+    dataset.record_threads(tmp_path / "a", 2)  # a CPU not known this time: the known one stays
+    assert dataset.cpu_of(tmp_path / "a") == "znver4"
     with pytest.raises(TvmWmError, match="znver4 CPU, not rocketlake"):
         dataset.record_threads(tmp_path / "a", 2, "rocketlake")
 

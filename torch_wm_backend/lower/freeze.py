@@ -56,13 +56,21 @@ def lift_weights(mod: tvm.IRModule, num_input: int, weight_layouts: bool = False
 PREPARE = "main_transform_params"
 
 
+def chooses_weight_layouts(mod: tvm.IRModule) -> bool:
+    """Whether ``mod``'s weight layouts are tuning's to choose (``lift_weights(weight_layouts=True)``)."""
+    main = next((f for gv, f in mod.functions.items() if gv.name_hint == "main"), None)
+    return main is not None and main.attrs is not None and bool(main.attrs.get(WEIGHT_LAYOUTS, False))
+
+
 def prepack(mod: tvm.IRModule) -> tvm.IRModule:
     """After tuning: the weight layout changes that tuned kernels ask for (MetaSchedule's
     RewriteLayout, on the buffers tune/tasks.py marks layout-free) split out of the kernels
     (SplitLayoutRewritePreproc) and lifted into the weights' preparation, as TVM's
     ``static_shape_tuning_pipeline(cpu_weight_prepack=True)`` does: paid once per set of weights,
     not per call. ``main_transform_params`` becomes the lifted preparation (``lift_weights``)
-    followed by the layout changes."""
+    followed by the layout changes. Modules that do not choose their weight layouts pass through."""
+    if not chooses_weight_layouts(mod):
+        return mod
     split = relax.transform.SplitLayoutRewritePreproc()(mod)
     if tvm_ffi.structural_equal(split, mod):
         return mod  # no kernel asked for another layout

@@ -16,6 +16,8 @@ def prepare(mod: tvm.IRModule) -> tvm.IRModule:
     ``weight_layouts`` option, lower/freeze.py), each kernel's weight parameters are marked
     layout-free, so MetaSchedule's RewriteLayout may give them the layout its schedule reads best;
     the build changes them so once, when they are prepared (lower/freeze.py, ``prepack``)."""
+    from ..lower.freeze import chooses_weight_layouts
+
     passes = [
         relax.transform.LegalizeOps(),
         relax.transform.AnnotateTIROpPattern(),
@@ -23,16 +25,9 @@ def prepare(mod: tvm.IRModule) -> tvm.IRModule:
         relax.transform.FuseOps(),
         relax.transform.FuseTIR(),
     ]
-    if _weight_layouts(mod):
+    if chooses_weight_layouts(mod):
         passes.append(relax.transform.AttachAttrLayoutFreeBuffers())
     return tvm.transform.Sequential(passes)(mod)
-
-
-def _weight_layouts(mod: tvm.IRModule) -> bool:
-    from ..lower.freeze import WEIGHT_LAYOUTS
-
-    main = next((f for gv, f in mod.functions.items() if gv.name_hint == "main"), None)
-    return main is not None and main.attrs is not None and bool(main.attrs.get(WEIGHT_LAYOUTS, False))
 
 
 def extract(mod: tvm.IRModule, target) -> list:

@@ -51,28 +51,30 @@ def record_threads(net_dir: Path, n: int, cpu: str | None = None) -> None:
     from ..errors import TvmWmError
 
     net_dir = Path(net_dir)
-    have = threads_of(net_dir)
+    have, had_cpu = threads_of(net_dir), cpu_of(net_dir)
     if (net_dir / "database_tuning_record.json").exists():
         if have != n:
             raise TvmWmError(f"{net_dir} holds records measured with TVM on {have} thread(s), not "
                              f"{n}: collect into another --out folder")
-        had_cpu = cpu_of(net_dir)
         if cpu is not None and had_cpu is not None and had_cpu != cpu:
             raise TvmWmError(f"{net_dir} holds records measured on a {had_cpu} CPU, not {cpu}: "
                              "collect into another --out folder")
     net_dir.mkdir(parents=True, exist_ok=True)
-    (net_dir / MEASURED_WITH).write_text(json.dumps({"tvm_threads": n, "cpu": cpu}))
+    (net_dir / MEASURED_WITH).write_text(json.dumps({"tvm_threads": n, "cpu": cpu or had_cpu}))
+
+
+def _measured_with(net_dir: Path) -> dict:
+    path = Path(net_dir) / MEASURED_WITH
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def cpu_of(net_dir: Path) -> str | None:
     """The CPU (the target's mcpu) ``net_dir``'s records were measured on; None if not recorded."""
-    path = Path(net_dir) / MEASURED_WITH
-    return json.loads(path.read_text()).get("cpu") if path.exists() else None
+    return _measured_with(net_dir).get("cpu")
 
 
 def threads_of(net_dir: Path) -> int:
-    path = Path(net_dir) / MEASURED_WITH
-    return int(json.loads(path.read_text())["tvm_threads"]) if path.exists() else UNRECORDED_THREADS
+    return int(_measured_with(net_dir).get("tvm_threads", UNRECORDED_THREADS))
 
 
 def check_threads(root, networks) -> int:
