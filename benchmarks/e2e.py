@@ -7,6 +7,7 @@
 Writes benchmarks/results/e2e.json and e2e.md.
 """
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -18,14 +19,15 @@ sys.path.insert(0, HERE)
 WORK = os.path.join(HERE, "work", "e2e")
 RESULTS = os.path.join(HERE, "results")
 MODELS = ["mobilenet_v2", "resnet50", "bert_base"]
-TUNED = {"tvm_wm_xgb": "xgb", "tvm_wm_wm": "wm"}
+TUNED = {"tvm_wm_xgb": "xgb", "tvm_wm_wm": "wm", "tvm_wm_wm_nhwc": "wm"}  # variant: cost model
 
 
 def options(variant: str, trials: int, work: str = WORK) -> dict:
     if variant == "tvm_wm_untuned":
         return {"trials": 0, "cache_dir": os.path.join(work, variant)}
     return {"trials": trials, "cost_model": TUNED[variant], "time_budget_s": None,
-            "cache_dir": os.path.join(work, f"{variant}_t{trials}")}
+            "cache_dir": os.path.join(work, f"{variant}_t{trials}"),
+            **({"layout": "NHWC"} if variant.endswith("_nhwc") else {})}
 
 
 def copy_cache(variant: str, trials: int, work: str) -> dict:
@@ -82,22 +84,6 @@ def cmd_tune(args):
         json.dump(done, open(path, "w"), indent=1)
 
 
-def _median_ms(fn, x, iters: int) -> list:
-    """``iters`` timed calls after one untimed one: the first call after another variant ran pays
-    for that variant's thread pool still spinning, which a program running one model never does
-    (select/race.py)."""
-    import torch
-
-    samples = []
-    with torch.no_grad():
-        fn(x)
-        for _ in range(iters):
-            start = time.perf_counter()
-            fn(x)
-            samples.append((time.perf_counter() - start) * 1e3)
-    return samples
-
-
 def cmd_time(args):
     import statistics
 
@@ -105,7 +91,7 @@ def cmd_time(args):
     from torch.utils.flop_counter import FlopCounterMode
 
     import torch_wm_backend
-    from machine import describe
+    from machine import describe, interleaved
 
     out = {"machine": describe(), "trials": args.trials, "rounds": args.rounds, "iters": args.iters,
            "models": {}}
@@ -140,10 +126,10 @@ def cmd_time(args):
                     torch_wm_backend.reset_stats()
                     fn(x)  # what one call runs: TVM kernels (a VM call each), not the race's fallback
                     kept[variant]["kernel_calls_per_call"] = torch_wm_backend.stats()["kernel_calls"]
-        samples = {v: [] for v in fns}
-        for _ in range(args.rounds):  # interleaved rounds: drift hits every variant alike
-            for variant, fn in fns.items():
-                samples[variant] += _median_ms(fn, x, args.iters)
+        with torch.no_grad():  # each reading one call, after one untimed call (machine.timed)
+            readings = interleaved({v: functools.partial(fn, x) for v, fn in fns.items()},
+                                   rounds=args.rounds, samples=args.iters)
+        samples = {v: [t * 1e3 for t in r] for v, r in readings.items()}
         eager = statistics.median(samples["eager"])
         rows = {}
         for variant, s in samples.items():

@@ -12,6 +12,7 @@ are timed side by side in interleaved rounds with CUDA synchronisation. Writes D
 DIR/gpu.md after every model, so a run cut short still leaves what it measured.
 """
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -37,26 +38,13 @@ def variants(trials: int, cache_dir=None) -> dict:
     }
 
 
-def _time_ms(fn, x, iters: int) -> list:
-    import torch
-
-    out = []
-    with torch.no_grad():
-        for _ in range(iters):
-            torch.cuda.synchronize()
-            start = time.perf_counter()
-            fn(x)
-            torch.cuda.synchronize()
-            out.append((time.perf_counter() - start) * 1e3)
-    return out
-
-
 def one(name: str, trials: int, deadline: float, cache_dir=None, skip: tuple = ()) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     import torch_wm_backend
     from eval_models import MODELS as ZOO
+    from machine import interleaved
 
     torch.manual_seed(0)
     build, make_input = ZOO[name]
@@ -91,12 +79,10 @@ def one(name: str, trials: int, deadline: float, cache_dir=None, skip: tuple = (
             row["stats"] = torch_wm_backend.stats()
         result["variants"][variant] = row
         fns[variant] = fn
-    for fn in fns.values():
-        _time_ms(fn, x, 5)  # warm up
-    samples = {v: [] for v in fns}
-    for _ in range(5):  # interleaved rounds: drift hits every variant alike
-        for variant, fn in fns.items():
-            samples[variant] += _time_ms(fn, x, 20)
+    with torch.no_grad():
+        readings = interleaved({v: functools.partial(fn, x) for v, fn in fns.items()}, rounds=5,
+                               samples=20, warmup=5, sync=torch.cuda.synchronize)
+    samples = {v: [t * 1e3 for t in r] for v, r in readings.items()}
     eager = statistics.median(samples["eager"])
     for variant, s in samples.items():
         ms = statistics.median(s)

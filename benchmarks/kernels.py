@@ -13,9 +13,7 @@ results/kernels_<model>.{json,md}.
 import argparse
 import json
 import os
-import statistics
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -55,16 +53,11 @@ def torch_conv_us(data, weight, stride, pad, groups, channels_last: bool) -> flo
     x, w = torch.randn(data), torch.randn(weight)
     if channels_last:
         x, w = x.to(memory_format=torch.channels_last), w.to(memory_format=torch.channels_last)
-    samples = []
+    from machine import timed
+
     with torch.no_grad():
-        for _ in range(5):
-            F.conv2d(x, w, None, stride, pad, 1, groups)
-        for _ in range(15):
-            start = time.perf_counter()
-            for _ in range(5):
-                F.conv2d(x, w, None, stride, pad, 1, groups)
-            samples.append((time.perf_counter() - start) / 5 * 1e6)
-    return min(samples)  # the least disturbed reading, as the tuner's runner keeps its best
+        readings = timed(lambda: F.conv2d(x, w, None, stride, pad, 1, groups), 15, calls=5, warmup=5)
+    return min(readings) * 1e6  # the least disturbed reading, as the tuner's runner keeps its best
 
 
 def measure(model: str, cache: str, top: int) -> dict:

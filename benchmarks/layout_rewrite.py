@@ -12,7 +12,6 @@ ReLU (oneDNN, NCHW) on the same shapes.
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 
@@ -64,21 +63,10 @@ def tuned_kernel(f, args, weights, trials, cost_model, layout_free: bool):
     return kernel, rewritten, tune_s
 
 
-def time_us(fns: dict, rounds: int = 30, iters: int = 5) -> dict:
-    samples = {name: [] for name in fns}
-    for _ in range(rounds):  # interleaved: drift hits every side alike
-        for name, fn in fns.items():
-            fn()  # settle: the other side's pool may still be spinning
-            start = time.perf_counter()
-            for _ in range(iters):
-                fn()
-            samples[name].append((time.perf_counter() - start) / iters * 1e6)
-    return {name: statistics.median(s) for name, s in samples.items()}
-
-
 def measure(shape, trials, cost_model) -> dict:
     import torch
     import torch.nn.functional as F
+    from machine import interleaved, median
 
     cin, cout, k, hw, stride = shape
     f, args, weights = conv_bn_relu(*shape)
@@ -86,8 +74,9 @@ def measure(shape, trials, cost_model) -> dict:
     plain, _, tune_plain = tuned_kernel(f, args, weights, trials, cost_model, False)
     x, w = args[0], args[1]
     with torch.no_grad():
-        us = time_us({"tvm_layouts": lambda: with_layouts(args), "tvm_plain": lambda: plain(args),
-                      "onednn": lambda: torch.relu(F.conv2d(x, w, None, stride, k // 2))})
+        us = median(interleaved({"tvm_layouts": lambda: with_layouts(args), "tvm_plain": lambda: plain(args),
+                                 "onednn": lambda: torch.relu(F.conv2d(x, w, None, stride, k // 2))},
+                                rounds=30, calls=5), 1e6)
     ho = (hw + 2 * (k // 2) - k) // stride + 1
     gflop = 2.0 * cout * ho * ho * cin * k * k / 1e9
     return {"shape": {"cin": cin, "cout": cout, "kernel": k, "size": hw, "stride": stride},

@@ -2,6 +2,8 @@
 import datetime
 import os
 import platform
+import statistics
+import time
 
 
 def describe() -> dict:
@@ -35,3 +37,39 @@ def heading(title: str, m: dict) -> list:
     return [f"# {title} — {m['cpu']}, {m['cores']} cores, {m['date']}", "",
             f"torch {m['torch']}, tvm {m['tvm']}; TVM on {m['tvm_threads']} threads, PyTorch on "
             f"{m['torch_threads']}."]
+
+
+def timed(fn, samples: int, calls: int = 1, warmup: int = 1, sync=None) -> list:
+    """Seconds per call of ``fn()``: ``warmup`` untimed calls first — the first call after another
+    side ran pays for that side's thread pool still spinning, which a program running one model
+    never does (select/race.py) — then ``samples`` readings, each the mean of ``calls`` calls.
+    ``sync`` (``torch.cuda.synchronize``) waits for the device before each clock reading."""
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(samples):
+        if sync is not None:
+            sync()
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        if sync is not None:
+            sync()
+        out.append((time.perf_counter() - start) / calls)
+    return out
+
+
+def interleaved(fns: dict, rounds: int, samples: int = 1, calls: int = 1, warmup: int = 1,
+                sync=None) -> dict:
+    """Readings (``timed``) of each of ``fns`` (name: callable), from ``rounds`` rounds that take
+    ``samples`` of each in turn: drift on a shared host hits every side alike."""
+    readings = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            readings[name] += timed(fn, samples, calls, warmup, sync)
+    return readings
+
+
+def median(readings: dict, scale: float = 1.0) -> dict:
+    """Each side's median reading, times ``scale`` (1e3: milliseconds)."""
+    return {name: statistics.median(r) * scale for name, r in readings.items()}

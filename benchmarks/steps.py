@@ -20,7 +20,6 @@ import argparse
 import functools
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -53,24 +52,10 @@ class LetItWin:
         return [{s.name: 0.0 for s in subgraphs}, {s.name: 1.0 for s in subgraphs}]
 
 
-def _ms(fn, x, rounds=15, iters=3):
-    import torch
-
-    samples = []
-    with torch.no_grad():
-        for _ in range(iters):
-            fn(x)
-        for _ in range(rounds):
-            start = time.perf_counter()
-            for _ in range(iters):
-                fn(x)
-            samples.append((time.perf_counter() - start) / iters * 1e3)
-    return samples
-
-
 def run_config(layout: str, trials: int) -> dict:
     """In this process: compile one TVM configuration, time it beside eager and Inductor."""
     import torch
+    from machine import interleaved, median
 
     import torch_wm_backend
     from torch_wm_backend import threads
@@ -93,11 +78,9 @@ def run_config(layout: str, trials: int) -> dict:
             torch.testing.assert_close(fn(x), model(x), atol=1e-3, rtol=1e-3)
     compile_s = time.perf_counter() - start
     stats = torch_wm_backend.stats()
-    samples = {k: [] for k in fns}
-    for _ in range(10):  # interleaved
-        for k, fn in fns.items():
-            samples[k] += _ms(fn, x, rounds=2)
-    med = {k: statistics.median(v) for k, v in samples.items()}
+    with torch.no_grad():
+        med = median(interleaved({k: functools.partial(fn, x) for k, fn in fns.items()}, rounds=10,
+                                 samples=2, calls=3, warmup=3), 1e3)
     return {"ms": med, "compile_s": compile_s, "tvm_threads": threads.count(),
             "torch_threads": torch.get_num_threads(),
             "stats": {k: stats[k] for k in ("subgraphs_compiled", "kernel_calls", "trials_measured",
@@ -108,6 +91,7 @@ def default_schedule_gain() -> dict:
     """The 3x3 convolution alone: TVM's plain build (unfused, no schedule) against ours."""
     import torch
     import tvm
+    from machine import interleaved, median
     from torch.fx.experimental.proxy_tensor import make_fx
 
     from torch_wm_backend import threads
@@ -128,11 +112,9 @@ def default_schedule_gain() -> dict:
     ours = Kernel(build(mod, cpu_target()), torch.device("cpu"))
     fns = {"plain (unfused, one thread)": lambda a: plain(a), "default schedule": lambda a: ours(a),
            "pytorch": lambda a: f(*a)}
-    samples = {k: [] for k in fns}
-    for _ in range(5):
-        for k, fn in fns.items():
-            samples[k] += _ms(fn, args, rounds=2, iters=2)
-    return {k: statistics.median(v) for k, v in samples.items()}
+    with torch.no_grad():
+        return median(interleaved({k: functools.partial(fn, args) for k, fn in fns.items()}, rounds=5,
+                                  samples=2, calls=2, warmup=2), 1e3)
 
 
 CONFIGS = [("partitioned", "1"), ("partitioned", None), ("whole", None), ("whole_nhwc", None)]
@@ -176,7 +158,7 @@ def main():
 
 def write_markdown(out):
     m = out["machine"]
-    lines = [f"# What each step buys — ResNet-50 bottleneck (256→64→256, 56×56), batch 1, fp32",
+    lines = ["# What each step buys — ResNet-50 bottleneck (256→64→256, 56×56), batch 1, fp32",
              "", f"{m['cpu']}, {m['cores']} cores, {m['date']}; torch {m['torch']}, tvm {m['tvm']}; "
              f"PyTorch on {m['torch_threads']} threads. Median ms per call; each row is one process, "
              "timed in interleaved rounds beside eager and Inductor (×: eager's time / this one's).",

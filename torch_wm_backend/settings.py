@@ -24,7 +24,8 @@ _DEFAULT = "default"  # cache_dir sentinel: resolve through the environment, the
 class Settings:
     """Every option of the backend.
 
-    trials: measured candidates per tuning task; 0 builds untuned default schedules.
+    trials: measured candidates per tuning task, pooled over a graph's tasks (tune/tuner.py); 0
+        builds untuned default schedules.
     time_budget_s: wall-clock cap over all tuning of one graph (None: no cap).
     cost_model: how MetaSchedule ranks candidates: the world model, XGBoost or random.
     cache_dir: where tuning records and kernels are kept; None disables the disk cache.
@@ -36,7 +37,8 @@ class Settings:
         "key": "..."}}.
     layout: "NCHW" keeps PyTorch's layout; "NHWC" converts the 2-D convolutions of a whole-graph
         inference module to channels-last inside TVM (Relax ConvertLayout: activations transposed
-        once at the module's edges, weights once when they are prepared).
+        once at the module's edges, weights to HWIO — output channels innermost, the loop a
+        channels-last kernel vectorizes — once when they are prepared).
     weight_layouts: let tuning choose the layout of a whole-graph inference module's weights
         (MetaSchedule's RewriteLayout; the layouts are changed once, when the weights are prepared).
         Off by default: it slows the search about twice and its kernels were not faster throughout

@@ -303,6 +303,27 @@ def test_a_space_smaller_than_the_budget_is_searched_once(tmp_path):
     assert _measured() == first and torch_wm_backend.stats()["tasks_tuned"] == 1
 
 
+def test_a_graphs_tasks_share_their_trials(monkeypatch):
+    # relu of 4 values has one candidate: the matmul gets the trials it leaves (a pooled budget,
+    # spent by MetaSchedule's gradient task scheduler), and neither is searched again
+    from tvm.s_tir import meta_schedule as ms
+
+    from torch_wm_backend.lower import target_for
+    from torch_wm_backend.settings import Settings
+    from torch_wm_backend.tune import tasks
+
+    monkeypatch.setattr(tuner, "per_round", lambda trials: 1)
+    settings = Settings(trials=3, time_budget_s=None, cost_model="random", cache_dir=None)
+    target, database = target_for(torch.device("cpu")), ms.database.MemoryDatabase()
+    mods = [_relax_module("nn.relu", [(4,)]), _relax_module("matmul", [(16, 16), (16, 16)])]
+    found, _ = tasks.merged(mods, target)
+    tuner.tune(mods, target, settings, database)
+    counts = dict(zip((t.task_name for t in found), tasks.measured(found, database)))
+    assert counts["matmul"] == 5 and _measured() == 6
+    tuner.tune(mods, target, settings, database)
+    assert _measured() == 6
+
+
 def test_runner_workers_run_tvm_on_as_many_threads_as_pytorch(monkeypatch):
     # a worker that inherited a stale count (here 1) still agrees: the runner's initializer sets it
     from torch_wm_backend.settings import Settings

@@ -78,5 +78,5 @@ def to_relax(gm: torch.fx.GraphModule, inputs: list, weights: tuple = (),
     if layout == "NHWC":  # before lifting: the weights' transposes are prepared once with them
         from tvm import relax
 
-        mod = relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "OHWI"]})(mod)
+        mod = relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "HWIO"]})(mod)
     return lift_weights(mod, len(inputs) - len(weights), weight_layouts)

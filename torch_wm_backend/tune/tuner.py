@@ -28,6 +28,7 @@ log = logging.getLogger("torch_wm_backend")
 
 BUILD_TIMEOUT_S = 30.0
 RUN_TIMEOUT_S = 10.0
+POOL_CAP = 4  # a task of a shared search measures at most this many times its share
 
 
 def _contexts(todo: list, weights: list, settings: Settings, num_cores: int):
@@ -157,9 +158,12 @@ def _by_missing(missing: list) -> list:
 
 def _search(tasks, weights, trials, settings, num_cores, work_dir, builder, runner, database,
             cost_model, bar, finished: list) -> None:
-    """One MetaSchedule search of ``trials`` more candidates per task; adds to ``finished`` the
-    tasks whose search ended by itself, not ended by the budget (``bar.stopped``) — nor, if it
-    raises (Ctrl-C, a crash), still running then."""
+    """One MetaSchedule search of ``trials`` more candidates per task, pooled: the tasks share
+    ``trials × tasks`` measurements, and MetaSchedule's gradient task scheduler gives each round to
+    the task whose weighted latency fell most, up to ``POOL_CAP`` times a share — so a heavy
+    convolution gets the trials a pooling kernel, whose space ends after a few, leaves. Adds to
+    ``finished`` the tasks whose search ended by itself, not ended by the budget (``bar.stopped``)
+    — nor, if it raises (Ctrl-C, a crash), still running then."""
     contexts, weights = _contexts(tasks, weights, settings, num_cores)
     scheduler = ms.TaskScheduler.create("gradient")
     bar.start([t.task_name for t in tasks])
@@ -169,7 +173,7 @@ def _search(tasks, weights, trials, settings, num_cores, work_dir, builder, runn
             task_weights=weights,
             work_dir=work_dir,
             max_trials_global=trials * len(tasks),
-            max_trials_per_task=trials,
+            max_trials_per_task=trials * min(POOL_CAP, len(tasks)),
             num_trials_per_iter=per_round(settings.trials),
             builder=builder,
             runner=runner,
