@@ -149,16 +149,19 @@ def cmd_time(args):
 def write_markdown(out, folder=RESULTS):
     import math
 
+    from machine import heading
+
     variants = list(dict.fromkeys(v for r in out["models"].values() for v in r["variants"]))
     m = out["machine"]
-    lines = [f"# End to end, batch 1, fp32 — {m['cpu']}, {m['cores']} cores, {m['date']}", "",
-             f"torch {m['torch']}, tvm {m['tvm']}; PyTorch on {m.get('torch_threads', '?')} threads, "
-             f"TVM on {m.get('tvm_threads', '?')}; tuned variants: {out['trials']} trials per task. "
-             f"Median latency in ms of {out.get('rounds', '?')} interleaved rounds, each variant "
-             f"{out.get('iters', '?')} timed calls per round after one untimed call "
-             "(speedup over eager, GFLOP/s). inductor_freezing: Inductor with "
-             "`torch._inductor.config.freezing` (its frozen-weights mode).", "",
-             "| model | GFLOP | " + " | ".join(variants) + " |", "|---|---|" + "---|" * len(variants)]
+    lines = heading("End to end, batch 1, fp32", m)
+    lines[-1] += (f" Tuned variants: {out['trials']} trials per task, pooled over the graph's tasks "
+                  "(tune/tuner.py). "
+                  f"Median latency in ms of {out.get('rounds', '?')} interleaved rounds, each variant "
+                  f"{out.get('iters', '?')} timed calls per round after one untimed call "
+                  "(speedup over eager, GFLOP/s). inductor_freezing: Inductor with "
+                  "`torch._inductor.config.freezing` (its frozen-weights mode); *_nhwc: the "
+                  "`layout=\"NHWC\"` option (convolutions channels-last inside TVM).")
+    lines += ["", "| model | GFLOP | " + " | ".join(variants) + " |", "|---|---|" + "---|" * len(variants)]
     for name, r in out["models"].items():
         cells = [f"{r['variants'][v]['ms']:.2f} (×{r['variants'][v]['speedup_vs_eager']:.2f}, "
                  f"{r['variants'][v]['gflops']:.0f})" if v in r["variants"] else "-" for v in variants]
