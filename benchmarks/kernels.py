@@ -20,16 +20,19 @@ sys.path.insert(0, HERE)
 RESULTS = os.path.join(HERE, "results")
 
 
-def conv_shape(mod):
-    """(data shape, weight shape, stride, padding, groups) of a task whose first two parameters are
-    a convolution's NCHW data and OIHW weight, or None. Stride and padding are read back from the
-    output's shape, assuming PyTorch's usual (k - 1) // 2 padding."""
+def conv_shape(mod, layout: str = "NCHW"):
+    """(data shape, weight shape, stride, padding, groups), in PyTorch's NCHW / OIHW terms, of a
+    task whose first two parameters are a convolution's data and weight (NCHW and OIHW, or with
+    ``layout`` "NHWC", NHWC and HWIO), or None. Stride and padding are read back from the output's
+    shape, assuming PyTorch's usual (k - 1) // 2 padding."""
     func = mod["main"] if hasattr(mod, "functions") else mod
     params = [p for p in func.params if getattr(p, "shape", None) is not None]  # buffers
     if len(params) < 3 or any(len(b.shape) != 4 for b in (params[0], params[1], params[-1])):
         return None
     (n, c, h, w), (o, ci, kh, kw), out = ([int(d) for d in b.shape] for b in
                                            (params[0], params[1], params[-1]))
+    if layout == "NHWC":  # data N,H,W,C; weight H,W,I,O; output N,H,W,O
+        (n, h, w, c), (kh, kw, ci, o), out = (n, c, h, w), (o, ci, kh, kw), [out[0], out[3], *out[1:3]]
     if c % ci or out[1] != o or kh != kw:
         return None
     pad = (kh - 1) // 2
@@ -60,7 +63,7 @@ def torch_conv_us(data, weight, stride, pad, groups, channels_last: bool) -> flo
     return min(readings) * 1e6  # the least disturbed reading, as the tuner's runner keeps its best
 
 
-def measure(model: str, cache: str, top: int) -> dict:
+def measure(model: str, cache: str, top: int, layout: str = "NCHW") -> dict:
     import torch
 
     from machine import describe
@@ -72,12 +75,12 @@ def measure(model: str, cache: str, top: int) -> dict:
 
     threads.sync()
     target = target_for(torch.device("cpu"))
-    tasks, weights = model_tasks(model, target)
+    tasks, weights = model_tasks(model, target, layout)
     database = open_records(cache, target)
     table = rows(tasks, weights, database)
     for row, task in zip(table, tasks):
         row["share_us"] = row["calls"] * row["best_us"] if row["best_us"] else 0.0
-        row["conv"] = conv_shape(task.dispatched[0])
+        row["conv"] = conv_shape(task.dispatched[0], layout)
     total = sum(r["share_us"] for r in table)
     heavy = sorted(table, key=lambda r: r["share_us"], reverse=True)[:top]
     for r in heavy:
@@ -90,17 +93,19 @@ def measure(model: str, cache: str, top: int) -> dict:
             for name, cl in (("torch_nchw", False), ("torch_channels_last", True)):
                 us = torch_conv_us(data, weight, stride, pad, groups, cl)
                 r[f"{name}_us"], r[f"{name}_gflops"] = us, work / us / 1e3
-    return {"machine": describe(), "model": model, "cache": os.path.relpath(cache, HERE),
+    return {"machine": describe(), "model": model, "layout": layout, "cache": os.path.relpath(cache, HERE),
             "tasks": len(tasks), "kernels_us_per_call": total, "heaviest": heavy}
 
 
 def write(out: dict) -> None:
     from machine import heading
 
-    path = os.path.join(RESULTS, f"kernels_{out['model']}")
+    suffix = "" if out.get("layout", "NCHW") == "NCHW" else "_" + out["layout"].lower()
+    path = os.path.join(RESULTS, f"kernels_{out['model']}{suffix}")
     json.dump(out, open(path + ".json", "w"), indent=1)
     lines = heading(f"{out['model']}: the heaviest tuned kernels beside PyTorch's", out["machine"])
-    lines[-1] += (f" Tuned kernels from `{out['cache']}` ({out['tasks']} tasks; the tuner's best "
+    lines[-1] += (f" Tuned kernels from `{out['cache']}` (layout {out.get('layout', 'NCHW')}, "
+                  f"{out['tasks']} tasks; the tuner's best "
                   f"measurement each, Σ calls × latency {out['kernels_us_per_call'] / 1e3:.2f} ms per "
                   "model call). PyTorch: `F.conv2d` alone on the same shapes, best of 15 rounds, in "
                   "this process. GFLOP/s: the convolution's multiply-adds (×2) over each side's time.")
@@ -128,9 +133,11 @@ def main():
     parser.add_argument("model")
     parser.add_argument("--cache", default=os.path.join(HERE, "work", "e2e", "tvm_wm_wm_t64"))
     parser.add_argument("--top", type=int, default=10)
+    parser.add_argument("--layout", default="NCHW", choices=["NCHW", "NHWC"],
+                        help="the layout option the cache was tuned with")
     args = parser.parse_args()
     os.makedirs(RESULTS, exist_ok=True)
-    write(measure(args.model, args.cache, args.top))
+    write(measure(args.model, args.cache, args.top, args.layout))
 
 
 if __name__ == "__main__":
