@@ -161,19 +161,28 @@ def test_failing_search_falls_back_to_default_schedules(monkeypatch):
 
 
 def test_ctrl_c_keeps_records_and_returns_a_working_model(monkeypatch):
-    from torch_wm_backend.tune import progress
+    # a real SIGINT once the first batch was measured, sent from the budget check the progress
+    # callback makes after each batch (Progress is a TVM-derived object: its methods are bound when
+    # the class is made, so they cannot be patched)
+    import os
+    import signal
 
-    real_apply = progress.Progress.apply
+    from torch_wm_backend.tune import Budget
 
-    def interrupted(self, *args):
-        real_apply(self, *args)
-        raise KeyboardInterrupt  # as if the user pressed Ctrl-C after the first measured batch
+    real_spent = Budget.spent
+    sent = []
 
-    monkeypatch.setattr(progress.Progress, "apply", interrupted)
+    def spent(self):
+        if _measured() and not sent:
+            sent.append(os.kill(os.getpid(), signal.SIGINT))
+        return real_spent(self)
+
+    monkeypatch.setattr(Budget, "spent", spent)
     got, want = _run(one_conv(), torch.randn(1, 3, 16, 16), tuned(trials=4))
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
     stats = torch_wm_backend.stats()
-    assert 0 < stats["trials_measured"] < 4 * stats["tasks_tuned"]
+    assert sent and 0 < stats["trials_measured"] < 4 * stats["tasks_tuned"]
+    assert stats["tuning_failures"] == 0
 
 
 def test_time_budget_stops_tuning_early():
@@ -282,6 +291,43 @@ def test_a_search_cut_short_resumes_with_the_trials_it_lacks(monkeypatch, how):
     assert _measured() == 3 and tasks.measured([task], database) == [3]
     tuner.tune([mod], target, settings, database)  # finished: not searched again
     assert _measured() == 3 and torch_wm_backend.stats()["tasks_tuned"] == 2
+
+
+def test_ctrl_c_stops_the_graphs_tuning_cleanly_and_it_resumes_later(monkeypatch):
+    # a real SIGINT in the middle of a search: the search ends after the round being measured
+    # (no failure), the graph's later tuning is skipped, the next run resumes the lacking trials
+    import os
+    import signal
+
+    from tvm.s_tir import meta_schedule as ms
+
+    from torch_wm_backend.lower import target_for
+    from torch_wm_backend.settings import Settings
+    from torch_wm_backend.tune import Budget, tasks
+
+    monkeypatch.setattr(tuner, "per_round", lambda trials: 1)
+    settings = Settings(trials=4, time_budget_s=None, cost_model="random", cache_dir=None)
+    target, database = target_for(torch.device("cpu")), ms.database.MemoryDatabase()
+    mod = _relax_module("matmul", [(16, 16), (16, 16)])
+    [task], _ = tasks.merged([mod], target)
+    sent = []
+
+    def clock() -> float:  # read by the progress callback after each measured round
+        if _measured() and not sent:
+            sent.append(os.kill(os.getpid(), signal.SIGINT))
+        return 0.0
+
+    before = signal.getsignal(signal.SIGINT)
+    budget = Budget(1e9, clock=clock)
+    tuner.tune([mod], target, settings, database, budget)
+    stopped_at = _measured()
+    assert sent and 1 <= stopped_at < 4 and budget.spent()
+    assert torch_wm_backend.stats()["tuning_failures"] == 0
+    assert signal.getsignal(signal.SIGINT) is before  # the user's handler is back
+    tuner.tune([mod], target, settings, database, budget)  # the same graph: no more tuning
+    assert _measured() == stopped_at
+    tuner.tune([mod], target, settings, database)  # the next run resumes
+    assert tasks.measured([task], database) == [4]
 
 
 def test_a_space_smaller_than_the_budget_is_searched_once(tmp_path):

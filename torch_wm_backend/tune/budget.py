@@ -13,6 +13,11 @@ class Budget:
         self.seconds = seconds
         self.clock = clock
         self.start = None
+        self.stopped = False
+
+    def stop(self) -> None:
+        """Spent from now on, whatever the clock says: Ctrl-C ended this graph's tuning (tuner.py)."""
+        self.stopped = True
 
     def deadline(self) -> float | None:
         if self.seconds is None:
@@ -22,5 +27,7 @@ class Budget:
         return self.start + self.seconds
 
     def spent(self) -> bool:
+        if self.stopped:
+            return True
         deadline = self.deadline()
         return deadline is not None and self.clock() >= deadline

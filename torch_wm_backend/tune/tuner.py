@@ -8,10 +8,13 @@ trials it still lacks.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import signal
 import tempfile
+import threading
 
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.utils import fork_seed
@@ -102,7 +105,8 @@ def tune(mods: list, target, settings: Settings, database, budget: Budget | None
     threads.sync()  # before any builder or runner pool: their workers inherit the thread count
     budget = budget or Budget(settings.time_budget_s)
     if budget.spent():
-        log.info("%s: time budget spent; default schedules for untuned kernels", name)
+        log.info("%s: tuning stopped (time budget spent, or Ctrl-C); default schedules for untuned "
+                 "kernels", name)
         return database
     with logs.quiet_native():
         all_tasks, all_weights = task_lib.merged(mods, target)
@@ -119,7 +123,7 @@ def tune(mods: list, target, settings: Settings, database, budget: Budget | None
     counters.bump("tasks_tuned", len(todo))
     builder, runner = make_builder(num_cores), make_runner(settings)
     finished = []  # tasks whose search ended by itself
-    with logs.quiet_search():  # MetaSchedule's per-round tables only at the debug level
+    with logs.quiet_search(), _ctrl_c_stops(budget, name):  # MetaSchedule's tables: debug level
         try:
             cost_model = cost_models.create(settings.cost_model, target, num_cores)
             for trials, group in _by_missing([missing[i] for i in picked]):
@@ -128,6 +132,7 @@ def tune(mods: list, target, settings: Settings, database, budget: Budget | None
                 _search([todo[j] for j in group], [weights[j] for j in group], trials, settings,
                         num_cores, work_dir, builder, runner, database, cost_model, bar, finished)
         except KeyboardInterrupt:
+            budget.stop()  # the graph's other subgraphs are not tuned either
             log.warning("%s: tuning interrupted; keeping the %d trials measured so far", name, bar.measured)
         except Exception as err:  # the search failed: the kernels keep their default schedules
             counters.bump("tuning_failures")
@@ -144,6 +149,34 @@ def tune(mods: list, target, settings: Settings, database, budget: Budget | None
     task_lib.mark_finished(finished, settings.trials, database, records_dir)
     _log_table(todo, weights, database, bar)
     return database
+
+
+@contextlib.contextmanager
+def _ctrl_c_stops(budget: Budget, name: str):
+    """Ctrl-C during a search spends ``budget``: the progress callback then ends every task after
+    the round being measured, as at a time budget's end, so the search stops cleanly (an interrupt
+    raised inside MetaSchedule's native loop surfaces as a bare RuntimeError, and a second one
+    there crashed the process), the records measured so far are kept and resume on the next run,
+    and the graph's other subgraphs are not tuned. A second Ctrl-C interrupts as usual. Only where
+    Python delivers signals: the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is None:  # installed from C: nothing of Python's to hand back
+        previous = signal.default_int_handler
+
+    def stop(signum, frame):
+        log.warning("%s: Ctrl-C: tuning stops after the round being measured (again: interrupt "
+                    "now)", name)
+        budget.stop()
+        signal.signal(signal.SIGINT, previous)
+
+    signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _by_missing(missing: list) -> list:
