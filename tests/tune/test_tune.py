@@ -160,21 +160,26 @@ def test_failing_search_falls_back_to_default_schedules(monkeypatch):
     assert torch_wm_backend.stats()["tuning_failures"] >= 1
 
 
-def test_ctrl_c_keeps_records_and_returns_a_working_model(monkeypatch):
-    # a real SIGINT once the first batch was measured, sent from the budget check the progress
-    # callback makes after each batch (Progress is a TVM-derived object: its methods are bound when
-    # the class is made, so they cannot be patched)
+def _ctrl_c_once_measured(sent: list) -> None:
+    """A real SIGINT to this process, as Ctrl-C sends, once a trial was measured (noted in ``sent``)."""
     import os
     import signal
 
+    if _measured() and not sent:
+        sent.append(os.kill(os.getpid(), signal.SIGINT))
+
+
+def test_ctrl_c_keeps_records_and_returns_a_working_model(monkeypatch):
+    # Ctrl-C once the first batch was measured, from the budget check the progress callback makes
+    # after each batch (Progress is a TVM-derived object: its methods are bound when the class is
+    # made, so they cannot be patched)
     from torch_wm_backend.tune import Budget
 
     real_spent = Budget.spent
     sent = []
 
     def spent(self):
-        if _measured() and not sent:
-            sent.append(os.kill(os.getpid(), signal.SIGINT))
+        _ctrl_c_once_measured(sent)
         return real_spent(self)
 
     monkeypatch.setattr(Budget, "spent", spent)
@@ -296,7 +301,6 @@ def test_a_search_cut_short_resumes_with_the_trials_it_lacks(monkeypatch, how):
 def test_ctrl_c_stops_the_graphs_tuning_cleanly_and_it_resumes_later(monkeypatch):
     # a real SIGINT in the middle of a search: the search ends after the round being measured
     # (no failure), the graph's later tuning is skipped, the next run resumes the lacking trials
-    import os
     import signal
 
     from tvm.s_tir import meta_schedule as ms
@@ -313,8 +317,7 @@ def test_ctrl_c_stops_the_graphs_tuning_cleanly_and_it_resumes_later(monkeypatch
     sent = []
 
     def clock() -> float:  # read by the progress callback after each measured round
-        if _measured() and not sent:
-            sent.append(os.kill(os.getpid(), signal.SIGINT))
+        _ctrl_c_once_measured(sent)
         return 0.0
 
     before = signal.getsignal(signal.SIGINT)
