@@ -66,9 +66,9 @@ def tune_one(name: str, variant: str, trials: int) -> dict:
 def cmd_tune(args):
     path = os.path.join(args.out, f"e2e_tuning_t{args.trials}.json")
     done = json.load(open(path)) if os.path.exists(path) else {}
-    # untuned first (minutes), then the world model on every model, then XGB: a run cut short has
-    # the project's own variant on every model first
-    order = [(m, v) for v in ["tvm_wm_untuned", *args.variants] for m in args.models]
+    # by default untuned first (minutes), then the world model on every model, then XGB: a run cut
+    # short has the project's own variant on every model first
+    order = [(m, v) for v in args.variants for m in args.models]
     jobs = [(m, v) for m, v in order if f"{m}/{v}" not in done]
     for i, (name, variant) in enumerate(jobs):
         print(f"[{i + 1}/{len(jobs)}] tuning {name} {variant} ({args.trials} trials/task)", flush=True)
@@ -223,8 +223,8 @@ def main():
                         "(which `time` reads) and `time` writes e2e.json/.md/.png")
     parser.add_argument("--work", default=WORK, help="the variants' caches `time` reads (a copy "
                         "of them while `tune` holds their records lock)")
-    parser.add_argument("--variants", nargs="+", default=["tvm_wm_wm", "tvm_wm_xgb"],
-                        choices=list(TUNED), help="tuned variants to tune, in this order")
+    parser.add_argument("--variants", nargs="+", default=["tvm_wm_untuned", "tvm_wm_wm", "tvm_wm_xgb"],
+                        choices=["tvm_wm_untuned", *TUNED], help="variants to tune, in this order")
     args = parser.parse_args()
     cmd_tune(args) if args.command == "tune" else cmd_time(args)
 

@@ -1,6 +1,6 @@
 """A tuned model's heaviest kernels beside PyTorch's (oneDNN) on the same shapes.
 
-    python benchmarks/kernels.py resnet50 [--cache benchmarks/work/e2e/tvm_wm_wm_t64] [--top 10]
+    python benchmarks/heaviest_kernels.py resnet50 [--cache benchmarks/work/e2e/tvm_wm_wm_t64] [--top 10]
 
 Lowers the model as the backend does (one module, frozen weights), takes each task's best latency
 from the cache's tuning records (the tuner's own measurements, as `tune/progress.py` tabulates
