@@ -159,8 +159,9 @@ def write_markdown(out, folder=RESULTS):
                   f"Median latency in ms of {out.get('rounds', '?')} interleaved rounds, each variant "
                   f"{out.get('iters', '?')} timed calls per round after one untimed call "
                   "(speedup over eager, GFLOP/s). inductor_freezing: Inductor with "
-                  "`torch._inductor.config.freezing` (its frozen-weights mode); *_nhwc: the "
-                  "`layout=\"NHWC\"` option (convolutions channels-last inside TVM).")
+                  "`torch._inductor.config.freezing` (its frozen-weights mode)."
+                  + (" *_nhwc: the `layout=\"NHWC\"` option (convolutions channels-last inside TVM)."
+                     if any(v.endswith("_nhwc") for v in variants) else ""))
     lines += ["", "| model | GFLOP | " + " | ".join(variants) + " |", "|---|---|" + "---|" * len(variants)]
     for name, r in out["models"].items():
         cells = [f"{r['variants'][v]['ms']:.2f} (×{r['variants'][v]['speedup_vs_eager']:.2f}, "

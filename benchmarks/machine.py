@@ -9,6 +9,7 @@ import time
 def describe() -> dict:
     import torch
     import tvm
+    from tvm.target import codegen
 
     from torch_wm_backend import threads
 
@@ -21,6 +22,8 @@ def describe() -> dict:
     return {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "cpu": cpu,
+        # what LLVM calls this CPU (the tuning target's mcpu): tuning records are this host's
+        "llvm_cpu": codegen.llvm_get_system_cpu(),
         "cores": len(os.sched_getaffinity(0)),
         "torch": torch.__version__,
         "tvm": tvm.__version__,
@@ -34,7 +37,8 @@ def describe() -> dict:
 def heading(title: str, m: dict) -> list:
     """A result's markdown title and the line every result starts with: versions and both sides'
     thread counts."""
-    return [f"# {title} — {m['cpu']}, {m['cores']} cores, {m['date']}", "",
+    cpu = m["cpu"] + (f" ({m['llvm_cpu']})" if m.get("llvm_cpu") else "")
+    return [f"# {title} — {cpu}, {m['cores']} cores, {m['date']}", "",
             f"torch {m['torch']}, tvm {m['tvm']}; TVM on {m['tvm_threads']} threads, PyTorch on "
             f"{m['torch_threads']}."]
 

@@ -157,12 +157,13 @@ def main():
 
 
 def write_markdown(out):
+    from machine import heading
+
     m = out["machine"]
-    lines = ["# What each step buys — ResNet-50 bottleneck (256→64→256, 56×56), batch 1, fp32",
-             "", f"{m['cpu']}, {m['cores']} cores, {m['date']}; torch {m['torch']}, tvm {m['tvm']}; "
-             f"PyTorch on {m['torch_threads']} threads. Median ms per call; each row is one process, "
-             "timed in interleaved rounds beside eager and Inductor (×: eager's time / this one's).",
-             "", "| TVM configuration | trials/task | TVM threads | TVM ms | eager ms | Inductor ms | "
+    lines = heading("What each step buys — ResNet-50 bottleneck (256→64→256, 56×56), batch 1, fp32", m)
+    lines[-1] += (" The TVM threads column gives each row's own count. Median ms per call; each row is one process, "
+                  "timed in interleaved rounds beside eager and Inductor (×: eager's time / this one's).")
+    lines += ["", "| TVM configuration | trials/task | TVM threads | TVM ms | eager ms | Inductor ms | "
              "TVM ×eager | Inductor ×eager | kernels run per call |", "|---|---|---|---|---|---|---|---|---|"]
     names = {"partitioned": "partitioned, weights as inputs", "whole": "one module, frozen weights",
              "whole_nhwc": "one module, frozen weights, NHWC"}
