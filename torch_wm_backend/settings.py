@@ -13,7 +13,7 @@ DEFAULT_TRIALS = 8  # per task on a first run: a few minutes for a CNN on 2 core
 MAX_AUTOTUNE_TRIALS = 64  # torch.compile(mode="max-autotune"): the paper's budget per subgraph
 DEFAULT_TIME_BUDGET_S = 600.0  # caps the first run; max-autotune lifts it
 COST_MODELS = ("wm", "xgb", "random")
-LAYOUTS = ("NCHW", "NHWC")
+LAYOUTS = ("auto", "NCHW", "NHWC")
 CACHE_ENV = "TVM_WM_CACHE_DIR"
 TVM_THREADS_ENV = "TVM_NUM_THREADS"  # TVM's own; threads.py writes it unless the user did
 LOG_ENV = "TVM_WM_LOG"  # debug / info / warning: the backend's log level (logs.py)
@@ -38,7 +38,8 @@ class Settings:
     layout: "NCHW" keeps PyTorch's layout; "NHWC" converts the 2-D convolutions of a whole-graph
         inference module to channels-last inside TVM (Relax ConvertLayout: activations transposed
         once at the module's edges, weights to HWIO — output channels innermost, the loop a
-        channels-last kernel vectorizes — once when they are prepared).
+        channels-last kernel vectorizes — once when they are prepared); "auto" is "NHWC" for a
+        graph with 2-D convolutions on the CPU and "NCHW" elsewhere (lower/importer.py).
     weight_layouts: let tuning choose the layout of a whole-graph inference module's weights
         (MetaSchedule's RewriteLayout; the layouts are changed once, when the weights are prepared).
         Off by default: it slows the search about twice and its kernels were not faster throughout

@@ -11,6 +11,7 @@ from torch_wm_backend.backend import tvm_wm
 from torch_wm_backend.build import build
 from torch_wm_backend.lower import to_relax
 from torch_wm_backend.lower.freeze import exported
+from torch_wm_backend.lower.importer import chosen_layout
 from torch_wm_backend.lower.target import cpu_target
 from torch_wm_backend.runtime.kernel import kernel_for
 from torch_wm_backend.tune.tasks import prepare
@@ -131,6 +132,16 @@ def test_nhwc_converts_the_modules_convolutions_and_stays_right():
         model[0].weight.mul_(-1)  # the transposed weights are prepared again
         torch.testing.assert_close(compiled(x), model(x), atol=1e-4, rtol=1e-4)
     assert torch_wm_backend.stats()["graphs_one_module"] == 1
+
+
+def test_auto_layout_is_channels_last_for_convolutions_on_the_cpu_only():
+    model, x = conv_bn_relu()
+    gm, args, weights = exported(model, (x,))
+    assert "(1, 12, 12, 8)" in to_relax(gm, args, weights, "auto").script()
+    mlp = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU()).eval()
+    gm, args, weights = exported(mlp, (torch.randn(2, 8),))
+    assert chosen_layout("auto", gm, args) == "NCHW"
+    assert chosen_layout("NHWC", gm, args) == "NHWC"  # asked for: kept (no convolution to convert)
 
 
 def test_tuned_weight_layouts_are_prepared_once_with_the_weights():
