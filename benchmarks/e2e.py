@@ -4,7 +4,7 @@
                                                   # benchmarks/work/e2e/<variant> caches
     python benchmarks/e2e.py time                 # on a quiet machine: all variants side by side
 
-Writes benchmarks/results/e2e.json and e2e.md.
+Writes benchmarks/results/e2e.json, e2e.md and e2e.png (--name: another name, --out: another folder).
 """
 import argparse
 import functools
@@ -142,11 +142,11 @@ def cmd_time(args):
         torch._dynamo.reset()
     out["tuning"] = json.load(open(tuning_path)) if os.path.exists(tuning_path) else {}
     os.makedirs(args.out, exist_ok=True)
-    json.dump(out, open(os.path.join(args.out, "e2e.json"), "w"), indent=1)
-    write_markdown(out, args.out)
+    json.dump(out, open(os.path.join(args.out, f"{args.name}.json"), "w"), indent=1)
+    write_markdown(out, args.out, args.name)
 
 
-def write_markdown(out, folder=RESULTS):
+def write_markdown(out, folder=RESULTS, name="e2e"):
     import math
 
     from machine import heading
@@ -196,12 +196,12 @@ def write_markdown(out, folder=RESULTS):
             lines.append(f"| {key} | {t['tune_s']:.0f} | {s['tasks_tuned']} | {s['trials_measured']} |")
     from plots import speedup_bars
 
-    speedup_bars(os.path.join(folder, "e2e.png"),
+    speedup_bars(os.path.join(folder, f"{name}.png"),
                  {name: {v: row["speedup_vs_eager"] for v, row in r["variants"].items() if v != "eager"}
                   for name, r in out["models"].items()},
                  f"end to end, batch 1, {m['cores']} cores, {m['date'][:10]}")
-    lines += ["", "![speedup over eager](e2e.png)"]
-    with open(os.path.join(folder, "e2e.md"), "w") as f:
+    lines += ["", f"![speedup over eager]({name}.png)"]
+    with open(os.path.join(folder, f"{name}.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
 
@@ -222,6 +222,7 @@ def main():
     parser.add_argument("--skip", nargs="*", default=[], help="variants not to time")
     parser.add_argument("--out", default=RESULTS, help="where `tune` keeps its e2e_tuning_t<trials>.json "
                         "(which `time` reads) and `time` writes e2e.json/.md/.png")
+    parser.add_argument("--name", default="e2e", help="`time` writes <name>.json/.md/.png")
     parser.add_argument("--work", default=WORK, help="the variants' caches `time` reads (a copy "
                         "of them while `tune` holds their records lock)")
     parser.add_argument("--variants", nargs="+", default=["tvm_wm_untuned", "tvm_wm_wm", "tvm_wm_xgb"],
