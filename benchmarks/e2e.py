@@ -23,11 +23,11 @@ TUNED = {"tvm_wm_xgb": "xgb", "tvm_wm_wm": "wm", "tvm_wm_wm_nhwc": "wm"}  # vari
 
 
 def options(variant: str, trials: int, work: str = WORK) -> dict:
+    layout = "NHWC" if variant.endswith("_nhwc") else "NCHW"  # named, not the default ("auto")
     if variant == "tvm_wm_untuned":
-        return {"trials": 0, "cache_dir": os.path.join(work, variant)}
+        return {"trials": 0, "cache_dir": os.path.join(work, variant), "layout": layout}
     return {"trials": trials, "cost_model": TUNED[variant], "time_budget_s": None,
-            "cache_dir": os.path.join(work, f"{variant}_t{trials}"),
-            **({"layout": "NHWC"} if variant.endswith("_nhwc") else {})}
+            "cache_dir": os.path.join(work, f"{variant}_t{trials}"), "layout": layout}
 
 
 def copy_cache(variant: str, trials: int, work: str) -> dict:

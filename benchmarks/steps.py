@@ -63,9 +63,8 @@ def run_config(layout: str, trials: int) -> dict:
 
     model, x = model_and_input()
     cache = os.path.join(WORK, f"t{trials}_threads{threads.count()}")
-    options = {"trials": trials, "cost_model": "wm", "cache_dir": cache, "time_budget_s": None}
-    if layout == "whole_nhwc":
-        options["layout"] = "NHWC"
+    options = {"trials": trials, "cost_model": "wm", "cache_dir": cache, "time_budget_s": None,
+               "layout": "NHWC" if layout == "whole_nhwc" else "NCHW"}
     if layout == "partitioned":
         tvm = torch.compile(model, backend="tvm_wm", options={**options, "eager_guard": False})
     else:
