@@ -54,7 +54,7 @@ class Settings:
     seed: int = 0
     eager_guard: bool = True
     runner: Optional[dict] = None
-    layout: str = "auto"
+    layout: str = "NCHW"
     weight_layouts: bool = False
 
     def __post_init__(self):
