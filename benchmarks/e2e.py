@@ -146,7 +146,7 @@ def cmd_time(args):
     write_markdown(out, args.out, args.name)
 
 
-def write_markdown(out, folder=RESULTS, name="e2e"):
+def write_markdown(out, folder=RESULTS, stem="e2e"):
     import math
 
     from machine import heading
@@ -196,12 +196,12 @@ def write_markdown(out, folder=RESULTS, name="e2e"):
             lines.append(f"| {key} | {t['tune_s']:.0f} | {s['tasks_tuned']} | {s['trials_measured']} |")
     from plots import speedup_bars
 
-    speedup_bars(os.path.join(folder, f"{name}.png"),
+    speedup_bars(os.path.join(folder, f"{stem}.png"),
                  {name: {v: row["speedup_vs_eager"] for v, row in r["variants"].items() if v != "eager"}
                   for name, r in out["models"].items()},
                  f"end to end, batch 1, {m['cores']} cores, {m['date'][:10]}")
-    lines += ["", f"![speedup over eager]({name}.png)"]
-    with open(os.path.join(folder, f"{name}.md"), "w") as f:
+    lines += ["", f"![speedup over eager]({stem}.png)"]
+    with open(os.path.join(folder, f"{stem}.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
 
