@@ -221,7 +221,7 @@ def main():
     parser.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
     parser.add_argument("--skip", nargs="*", default=[], help="variants not to time")
     parser.add_argument("--out", default=RESULTS, help="where `tune` keeps its e2e_tuning_t<trials>.json "
-                        "(which `time` reads) and `time` writes e2e.json/.md/.png")
+                        "(which `time` reads) and `time` writes <name>.json/.md/.png")
     parser.add_argument("--name", default="e2e", help="`time` writes <name>.json/.md/.png")
     parser.add_argument("--work", default=WORK, help="the variants' caches `time` reads (a copy "
                         "of them while `tune` holds their records lock)")

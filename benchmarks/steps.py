@@ -160,8 +160,9 @@ def write_markdown(out):
 
     m = out["machine"]
     lines = heading("What each step buys — ResNet-50 bottleneck (256→64→256, 56×56), batch 1, fp32", m)
-    lines[-1] += (" The TVM threads column gives each row's own count. Median ms per call; each row is one process, "
-                  "timed in interleaved rounds beside eager and Inductor (×: eager's time / this one's).")
+    lines[-1] += (" The TVM threads column gives each row's own count. Median ms per call; each row "
+                  "is one process, timed in interleaved rounds beside eager and Inductor (×: eager's "
+                  "time / this one's).")
     lines += ["", "| TVM configuration | trials/task | TVM threads | TVM ms | eager ms | Inductor ms | "
              "TVM ×eager | Inductor ×eager | kernels run per call |", "|---|---|---|---|---|---|---|---|---|"]
     names = {"partitioned": "partitioned, weights as inputs", "whole": "one module, frozen weights",

@@ -64,11 +64,12 @@ def concretize(gm: torch.fx.GraphModule, inputs: list) -> torch.fx.GraphModule:
 
 def chosen_layout(layout: str, gm: torch.fx.GraphModule, inputs: list) -> str:
     """The layout ``layout`` asks for in this graph: "auto" is channels-last where the graph has a
-    2-D convolution on the CPU (measured faster there: settings.py) and PyTorch's layout elsewhere."""
+    2-D convolution on the CPU (the tuned CNNs' modules won there: benchmarks/results/e2e_t32.md)
+    and PyTorch's layout elsewhere."""
     if layout != "auto":
         return layout
     on_cpu = all(x.device.type == "cpu" for x in inputs if isinstance(x, torch.Tensor))
-    convs = any(n.op == "call_function" and "convolution" in str(n.target) and
+    convs = any(n.target is torch.ops.aten.convolution.default and
                 isinstance(n.meta.get("val"), torch.Tensor) and n.meta["val"].dim() == 4
                 for n in gm.graph.nodes)
     return "NHWC" if on_cpu and convs else "NCHW"
@@ -79,8 +80,7 @@ def to_relax(gm: torch.fx.GraphModule, inputs: list, weights: tuple = (),
     """``weights``: positions of inputs that are the model's weights (inference only): they become
     ``main``'s trailing parameters and what depends on them alone is lifted (freeze.py). ``layout``
     "NHWC" (or "auto" where it means it: chosen_layout) converts such a module's 2-D convolutions
-    to channels-last; ``weight_layouts`` lets
-    tuning choose the weights' layouts (settings.py)."""
+    to channels-last; ``weight_layouts`` lets tuning choose the weights' layouts (settings.py)."""
     gm = concretize(gm, inputs)
     if not weights:
         return GraphModuleImporter().import_graph_module(gm, inputs)
@@ -88,8 +88,8 @@ def to_relax(gm: torch.fx.GraphModule, inputs: list, weights: tuple = (),
 
     ordered = [x for i, x in enumerate(inputs) if i not in weights] + [inputs[i] for i in weights]
     mod = GraphModuleImporter().import_graph_module(weights_last(gm, weights), ordered)
-    if chosen_layout(layout, gm, inputs) == "NHWC":  # before lifting: the weights' transposes
-        # are prepared once with them
+    # before lifting: the weights' transposes are prepared once with them
+    if chosen_layout(layout, gm, inputs) == "NHWC":
         from tvm import relax
 
         mod = relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "HWIO"]})(mod)
