@@ -16,6 +16,8 @@ import tvm
 import tvm_ffi
 from tvm import relax
 
+from .legalize import legalize
+
 
 def weights_last(gm: torch.fx.GraphModule, weights: tuple) -> torch.fx.GraphModule:
     """The same graph with the placeholders at positions ``weights`` moved behind the others."""
@@ -47,7 +49,7 @@ def lift_weights(mod: tvm.IRModule, num_input: int, weight_layouts: bool = False
     return tvm.transform.Sequential([
         relax.transform.DecomposeOpsForInference(),  # batch norm -> elementwise, on weights
         relax.transform.CanonicalizeBindings(),
-        relax.transform.LegalizeOps(),
+        legalize(),
         relax.transform.LiftTransformParams(),
         relax.transform.FoldConstant(),
     ])(mod)

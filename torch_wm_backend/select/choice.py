@@ -27,6 +27,7 @@ class Choice:
     timing: Optional[Timing]    # its last race; None when there was nothing to race
     whole: bool = False         # the winner is the whole graph as one module
     in_place: Optional[dict] = None  # subgraph name -> (seconds in TVM, in PyTorch), timed in place
+    whole_timing: Optional[Timing] = None  # the whole module's race, where it ran and lost
 
 
 def choose(subgraphs: list, run_mode: Callable, candidate_for: Callable, reference: Callable,
@@ -39,16 +40,18 @@ def choose(subgraphs: list, run_mode: Callable, candidate_for: Callable, referen
     runs otherwise. All are called on the same inputs again and again: graphs must be functional.
     ``whole``: the name of one module holding the whole graph (one VM call, TVM's memory planning,
     no Python between kernels), raced first; ``candidate_for({whole: True})`` runs it."""
+    lost = None
     if whole is not None:
         use = {whole: True}
         timing = race(candidate_for(use), reference, device, timer)
         if timing.candidate_wins:
             return Choice(use, True, timing, whole=True)
+        lost = timing
     if callable(subgraphs):
         subgraphs = subgraphs()
     all_eager = {s.name: False for s in subgraphs}
     if not subgraphs:  # nothing runs in TVM: partitioning only adds calls
-        return Choice(all_eager, False, None)
+        return Choice(all_eager, False, None, whole_timing=lost)
     all_tvm = {s.name: True for s in subgraphs}
     with quiet_timing():
         for _ in range(WARMUP):  # first calls of a configuration are slow (allocations)
@@ -67,6 +70,6 @@ def choose(subgraphs: list, run_mode: Callable, candidate_for: Callable, referen
         use = {n: n in order[:k] for n in all_tvm}
         timing = race(candidate_for(use), reference, device, timer)
         if timing.candidate_wins:
-            return Choice(use, True, timing, in_place=in_place)
+            return Choice(use, True, timing, in_place=in_place, whole_timing=lost)
         k //= 2
-    return Choice(all_eager, False, timing, in_place=in_place)
+    return Choice(all_eager, False, timing, in_place=in_place, whole_timing=lost)

@@ -46,19 +46,26 @@ class Selection:
         """``direct``: how a warm start runs the whole module without tracing, kept with a choice
         of it (select/graphs.py)."""
         choice = choose(subgraphs, run_mode, candidate_for, reference, device, self.timer, whole)
-        t = choice.timing
+        t, w = choice.timing, choice.whole_timing
+        if w is not None:
+            log.info("%s: one module in TVM: %.3f ms; PyTorch: %.3f ms -> lost%s", self.name,
+                     w.candidate_s * 1e3, w.reference_s * 1e3,
+                     " (machine busy: not cached)" if w.busy else "")
         if t is not None:
             log.info("%s: %s in TVM: %.3f ms; PyTorch: %.3f ms -> %s%s", self.name,
                      "one module" if choice.whole else
                      f"{sum(choice.use_tvm.values())} of {len(choice.use_tvm)} subgraphs", t.candidate_s * 1e3,
                      t.reference_s * 1e3, "TVM" if choice.wins else "PyTorch",
                      " (machine busy: not cached)" if t.busy else "")
-        if self.store is not None and self.parts is not None and (t is None or not t.busy):
+        busy = any(x is not None and x.busy for x in (t, w))
+        if self.store is not None and self.parts is not None and not busy:
             extra = {"use_tvm": choice.use_tvm, "wins": choice.wins, "whole": choice.whole}
             if direct is not None and choice.wins and choice.whole:
                 extra["direct"] = direct
             if t is not None:
                 extra.update(candidate_ms=t.candidate_s * 1e3, reference_ms=t.reference_s * 1e3)
+            if w is not None:
+                extra.update(one_module_ms=w.candidate_s * 1e3, one_module_reference_ms=w.reference_s * 1e3)
             try:
                 self.store.put(self.parts, {}, extra)
             except Exception as err:

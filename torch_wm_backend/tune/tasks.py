@@ -17,9 +17,10 @@ def prepare(mod: tvm.IRModule) -> tvm.IRModule:
     layout-free, so MetaSchedule's RewriteLayout may give them the layout its schedule reads best;
     the build changes them so once, when they are prepared (lower/freeze.py, ``prepack``)."""
     from ..lower.freeze import chooses_weight_layouts
+    from ..lower.legalize import legalize
 
     passes = [
-        relax.transform.LegalizeOps(),
+        legalize(),
         relax.transform.AnnotateTIROpPattern(),
         relax.transform.FoldConstant(),
         relax.transform.FuseOps(),

@@ -1,0 +1,39 @@
+"""Relax operators to TIR kernels: TVM's LegalizeOps, with erf computed in the kernel.
+
+TVM legalizes ``erf`` (and GELU, which is built on it) to ``tir.erf``, which LLVM compiles to a
+call of the C library's scalar ``erff`` per element: no vector instructions, whatever the schedule.
+BERT-base's GELU kernel (128 × 3072 floats) took 4.1 ms tuned, 28% of the whole model (results/
+kernels_bert_base.md), where PyTorch's takes ~0.1 ms. TOPI's ``fast_erf`` is a rational polynomial
+that vectorizes, within 4.2e-7 of the exact erf over [-6, 6] for float32 (PyTorch's own float32
+erf: 6e-8). Other dtypes keep TVM's legalization.
+"""
+from __future__ import annotations
+
+import math
+
+from tvm import relax, tirx, topi
+
+FAST = ("float32", "float16")
+
+
+def legalize():
+    """LegalizeOps with this module's rules: the one place Relax operators become kernels."""
+    return relax.transform.LegalizeOps({"relax.erf": _erf, "relax.nn.gelu": _gelu})
+
+
+def _erf_of(x):
+    return topi.fast_erf(x) if x.dtype in FAST else topi.erf(x)
+
+
+def _erf(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
+    return bb.call_te(_erf_of, call.args[0], primfunc_name_hint="erf")
+
+
+def _gelu(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
+    """x · Φ(x) = x · (1 + erf(x / √2)) / 2, as TVM's own rule."""
+
+    def gelu(x):
+        half = tirx.const(0.5, x.dtype)
+        return x * (half + _erf_of(x * tirx.const(math.sqrt(0.5), x.dtype)) * half)
+
+    return bb.call_te(gelu, call.args[0], primfunc_name_hint="gelu")
