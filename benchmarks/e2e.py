@@ -19,7 +19,8 @@ sys.path.insert(0, HERE)
 WORK = os.path.join(HERE, "work", "e2e")
 RESULTS = os.path.join(HERE, "results")
 MODELS = ["mobilenet_v2", "resnet50", "bert_base"]
-TUNED = {"tvm_wm_xgb": "xgb", "tvm_wm_wm": "wm", "tvm_wm_wm_nhwc": "wm"}  # variant: cost model
+TUNED = {"tvm_wm_xgb": "xgb", "tvm_wm_wm": "wm", "tvm_wm_wm_nhwc": "wm", "tvm_wm_wm_packed": "wm"}  # variant: cost model
+# *_nhwc: layout="NHWC"; *_packed: weight_layouts=True (tuning chooses the weights' layouts)
 
 
 def options(variant: str, trials: int, work: str = WORK) -> dict:
@@ -27,7 +28,8 @@ def options(variant: str, trials: int, work: str = WORK) -> dict:
     if variant == "tvm_wm_untuned":
         return {"trials": 0, "cache_dir": os.path.join(work, variant), "layout": layout}
     return {"trials": trials, "cost_model": TUNED[variant], "time_budget_s": None,
-            "cache_dir": os.path.join(work, f"{variant}_t{trials}"), "layout": layout}
+            "cache_dir": os.path.join(work, f"{variant}_t{trials}"), "layout": layout,
+            "weight_layouts": variant.endswith("_packed")}
 
 
 def copy_cache(variant: str, trials: int, work: str) -> dict:
@@ -161,7 +163,9 @@ def write_markdown(out, folder=RESULTS, stem="e2e"):
                   "(speedup over eager, GFLOP/s). inductor_freezing: Inductor with "
                   "`torch._inductor.config.freezing` (its frozen-weights mode)."
                   + (" *_nhwc: the `layout=\"NHWC\"` option (convolutions channels-last inside TVM)."
-                     if any(v.endswith("_nhwc") for v in variants) else ""))
+                     if any(v.endswith("_nhwc") for v in variants) else "")
+                  + (" *_packed: the `weight_layouts` option (tuning chooses the frozen weights' "
+                     "layouts, prepared once)." if any(v.endswith("_packed") for v in variants) else ""))
     lines += ["", "| model | GFLOP | " + " | ".join(variants) + " |", "|---|---|" + "---|" * len(variants)]
     for name, r in out["models"].items():
         cells = [f"{r['variants'][v]['ms']:.2f} (×{r['variants'][v]['speedup_vs_eager']:.2f}, "

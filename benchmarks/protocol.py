@@ -82,7 +82,7 @@ def tune_one(task, target, cm: str, seed: int, trials: int, directory: str) -> N
     try:
         ms.tune_tasks(tasks=contexts, task_weights=weights, work_dir=directory,
                       max_trials_global=trials - done, max_trials_per_task=trials - done,
-                      num_trials_per_iter=per_round(trials), builder=builder, runner=make_runner(settings),
+                      num_trials_per_iter=per_round(trials), builder=builder, runner=make_runner(settings, target),
                       database=ms.database.JSONDatabase(work_dir=directory),
                       cost_model=cost_models.create(cm, target, cores))
     finally:

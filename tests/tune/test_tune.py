@@ -378,7 +378,11 @@ def test_runner_workers_run_tvm_on_as_many_threads_as_pytorch(monkeypatch):
     from torch_wm_backend.settings import Settings
 
     monkeypatch.setenv("TVM_NUM_THREADS", "1")
-    runner = tuner.make_runner(Settings(cache_dir=None))
+    from torch_wm_backend.lower.target import cpu_target
+
+    runner = tuner.make_runner(Settings(cache_dir=None), cpu_target())
+    # each CPU measurement starts with the weights flushed from the caches, as inside a model
+    assert runner.evaluator_config.enable_cpu_cache_flush and runner.evaluator_config.number == 1
 
     def tvm_threads():
         import tvm
