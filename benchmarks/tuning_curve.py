@@ -19,12 +19,12 @@ sys.path.insert(0, HERE)
 RESULTS = os.path.join(HERE, "results")
 
 
-def model_tasks(name: str, target, layout: str = "NCHW") -> tuple:
+def model_tasks(name: str, target, layout: str = "NCHW", weight_layouts: bool = False) -> tuple:
     """(tasks, weights) of ``name`` lowered as the backend lowers an inference graph."""
     import zoo
     from torch_wm_backend.world_model.collect import network_tasks
 
-    tasks = network_tasks(zoo, name, target, layout)
+    tasks = network_tasks(zoo, name, target, layout, weight_layouts)
     return tasks, [float(t.weight) for t in tasks]
 
 

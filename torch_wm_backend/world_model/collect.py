@@ -32,17 +32,17 @@ def load_zoo(path: str):
     return mod
 
 
-def network_tasks(zoo, name: str, target, layout: str = "NCHW") -> list:
+def network_tasks(zoo, name: str, target, layout: str = "NCHW", weight_layouts: bool = False) -> list:
     """Tuning tasks of a zoo network as the backend tunes an inference graph whose every op lowers
-    (one module, weights frozen: lower/freeze.py; ``layout``: the option), heaviest (weight x flop)
-    first."""
+    (one module, weights frozen: lower/freeze.py; ``layout``, ``weight_layouts``: the options),
+    heaviest (weight x flop) first."""
     from ..lower import to_relax
     from ..lower.freeze import exported
     from ..tune.tasks import extract
 
     model, inputs = zoo.build(name)
     gm, args, weights = exported(model, inputs)
-    tasks = extract(to_relax(gm, args, weights, layout), target)
+    tasks = extract(to_relax(gm, args, weights, layout, weight_layouts), target)
     return sorted(tasks, key=lambda t: -float(t.weight) * task_flops(t))
 
 
