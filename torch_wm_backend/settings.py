@@ -38,8 +38,9 @@ class Settings:
     layout: "NCHW" keeps PyTorch's layout; "NHWC" converts the 2-D convolutions of a whole-graph
         inference module to channels-last inside TVM (Relax ConvertLayout: activations transposed
         once at the module's edges, weights to HWIO — output channels innermost, the loop a
-        channels-last kernel vectorizes — once when they are prepared); "auto" is "NHWC" for a
-        graph with 2-D convolutions on the CPU and "NCHW" elsewhere (lower/importer.py).
+        channels-last kernel vectorizes — once when they are prepared); "auto", the default, is
+        "NHWC" for a graph with 2-D convolutions on the CPU and "NCHW" elsewhere
+        (lower/importer.py).
     weight_layouts: let tuning choose the layout of a whole-graph inference module's weights
         (MetaSchedule's RewriteLayout; the layouts are changed once, when the weights are prepared).
         Off by default: it slows the search about twice and its kernels were not faster throughout
@@ -54,7 +55,7 @@ class Settings:
     seed: int = 0
     eager_guard: bool = True
     runner: Optional[dict] = None
-    layout: str = "NCHW"
+    layout: str = "auto"
     weight_layouts: bool = False
 
     def __post_init__(self):
