@@ -124,6 +124,7 @@ def cmd_time(args):
                     kept[variant] = {k: s[k] for k in ("subgraphs_compiled", "context_kept_tvm",
                                                        "context_kept_eager", "graphs_kept_compiled",
                                                        "graphs_kept_eager", "graphs_one_module",
+                                                       "modules_pytorch_products",
                                                        "weights_prepared", "prepared_weight_bytes")}
                     torch_wm_backend.reset_stats()
                     fn(x)  # what one call runs: TVM kernels (a VM call each), not the race's fallback
@@ -179,14 +180,17 @@ def write_markdown(out, folder=RESULTS, stem="e2e"):
     lines += ["", "What each tvm_wm variant runs after the selection (select/) raced it against Dynamo's "
               "graph in PyTorch: *one module* — the whole graph in one TVM module, weights frozen; "
               "*partitioned* — the subgraphs kept in TVM, the rest in PyTorch; *eager* — Dynamo's graph "
-              "in PyTorch, no TVM kernel runs. TVM calls: TVM kernel (VM) calls in one model call.", "",
+              "in PyTorch, no TVM kernel runs; *PyTorch's matrix products* — the module calls "
+              "`torch.matmul` for its products (the `matmul` option), its other kernels TVM's. "
+              "TVM calls: TVM kernel (VM) calls in one model call.", "",
               "| model / variant | subgraphs compiled | kept in TVM | graph run | TVM calls per call |",
               "|---|---|---|---|---|"]
     for name, r in out["models"].items():
         for v, row in r["variants"].items():
             if "subgraphs" in row:
                 k = row["subgraphs"]
-                run = ("one module" if k.get("graphs_one_module") else
+                run = (("one module, PyTorch's matrix products" if k.get("modules_pytorch_products")
+                        else "one module") if k.get("graphs_one_module") else
                        "partitioned" if k.get("graphs_kept_compiled") else
                        "eager" if k.get("graphs_kept_eager") else "-")
                 lines.append(f"| {name}/{v} | {k['subgraphs_compiled']} | {k['context_kept_tvm']} | "

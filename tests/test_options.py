@@ -43,3 +43,9 @@ def test_unknown_option_fails_torch_compile():
 def test_an_unknown_layout_is_refused():
     with pytest.raises(OptionError, match="layout"):
         Settings.from_options({"layout": "NCWH"})
+
+
+def test_an_unknown_matmul_is_refused_and_the_choice_is_part_of_the_cache_key():
+    with pytest.raises(OptionError, match="matmul"):
+        Settings.from_options({"matmul": "mkl"})
+    assert Settings.from_options({"matmul": "pytorch"}).artifact_key()["matmul"] == "pytorch"

@@ -189,7 +189,7 @@ def tvm_wm(gm: torch.fx.GraphModule, example_inputs, mode=None, options=None, ti
         fw_compiler=compiler("forward"),
         bw_compiler=compiler("backward"),
         inference_compiler=compiler("inference"),
-        decompositions=decompositions(),
+        decompositions=decompositions(inference=not builds_autograd(gm, example_inputs)),
     )
     compiled = backend(gm, example_inputs)
     chooser = inference or training

@@ -24,6 +24,7 @@ _INTS = (
     "graphs_kept_compiled",  # inference graphs whose compiled form beat Dynamo's graph in PyTorch
     "graphs_kept_eager",
     "graphs_one_module",  # of graphs_kept_compiled: those that run as one TVM module (one VM call)
+    "modules_pytorch_products",  # modules compiled whose matrix products PyTorch computes
     "cuda_graph_modules",  # modules built whose static kernel launches TVM replays as CUDA graphs
     "tuned_wrong",  # tuned kernels whose values differed from PyTorch: default schedules used
     "cache_hits",

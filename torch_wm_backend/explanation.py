@@ -176,7 +176,7 @@ def kernel_rows(modules: list, settings) -> list:
         inputs = [n.meta.get("val") for n in module.eager.graph.nodes if n.op == "placeholder"]
         device = device_of(inputs, output_vals(module.eager))
         mods.append(to_relax(module.eager, inputs, module.weights, settings.layout,
-                                settings.weight_layouts))
+                             settings.weight_layouts, getattr(module.last, "matmul", "tvm")))
     if not mods:
         return []
     target = target_for(device)

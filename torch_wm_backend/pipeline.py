@@ -14,7 +14,7 @@ from .build import build
 from .cache import ArtifactStore, cache_key, store_for
 from .errors import TvmWmError
 from .logs import quiet_native
-from .lower import target_for, to_relax
+from .lower import target_for, variants
 from .runtime.kernel import kernel_for
 from .runtime.subgraph import call_kernel, device_of, output_vals
 from .settings import Settings
@@ -63,7 +63,11 @@ def compile_subgraph(name: str, eager: torch.fx.GraphModule, args: list, setting
 
 def _load(entry, device, weights):
     with quiet_native():
-        return kernel_for(tvm.runtime.load_module(str(entry.files[KERNEL])), device, weights)
+        kernel = kernel_for(tvm.runtime.load_module(str(entry.files[KERNEL])), device, weights)
+    kernel.matmul = entry.extra.get("matmul", "tvm")  # whose matrix products it calls
+    if kernel.matmul == "pytorch":
+        counters.bump("modules_pytorch_products")
+    return kernel
 
 
 def load_kernel(parts: dict, settings: Settings, device, weights: tuple = ()):
@@ -97,10 +101,10 @@ def pretune_graph(subgraphs: dict, settings: Settings, budget, name: str) -> Non
             continue  # built already, tuned or not: a warm start lowers and tunes nothing
         try:
             with quiet_native():  # fake tensors: only shapes and dtypes are read
-                mod = to_relax(eager, inputs, weights, settings.layout, settings.weight_layouts)
+                mods = _lowered(eager, inputs, weights, settings, device)
         except Exception:
             continue  # not static, or TVM cannot import it: the first call will say why
-        by_device.setdefault(device, []).append(mod)
+        by_device.setdefault(device, []).extend(mods.values())
     for device, mods in by_device.items():
         target = target_for(device)
         from .tune import tune
@@ -132,24 +136,65 @@ def mismatch(tvm_outs: list, eager_out) -> str:
     return ""
 
 
+def matmuls(settings: Settings, device: torch.device) -> tuple:
+    """Who may compute a whole-graph module's matrix products here (settings.py, ``matmul``):
+    PyTorch's are called from inside the module on the CPU only."""
+    if device.type != "cpu" or settings.matmul == "tvm":
+        return ("tvm",)
+    return ("pytorch",) if settings.matmul == "pytorch" else ("tvm", "pytorch")
+
+
+def _lowered(eager, args, weights, settings, device) -> dict:
+    return variants(eager, args, weights, settings.layout, settings.weight_layouts,
+                    matmuls(settings, device))
+
+
 def _build(name, target, eager, args, device, settings, store, budget, weights=()):
-    """Lower, tune, build and check values: the artifact's files (none where TVM is wrong)."""
+    """Lower, tune, build and check values: the artifact's files (none where TVM is wrong). With
+    two ways to compute the products (``matmul="auto"``), both modules are tuned together, built
+    and checked, and the faster of the correct ones in a race is kept."""
     with quiet_native():
-        mod = to_relax(eager, args, weights, settings.layout, settings.weight_layouts)
+        mods = _lowered(eager, args, weights, settings, device)
     database = None
     if settings.trials > 0:
         from .tune import tune
 
         with store.records_lock(target):  # open under the lock: see what other processes tuned
             database = store.open_records(target)
-            tune([mod], target, settings, database, budget, name, records_dir_of(store, target))
+            tune(list(mods.values()), target, settings, database, budget, name,
+                 records_dir_of(store, target))
+    want = eager(*args)
+    built, extra = {}, {"subgraph": name}
+    for matmul, mod in mods.items():
+        kernel, executable, found = _checked(name, mod, target, database, device, weights, args, want)
+        extra.update(found)
+        if kernel is not None:
+            built[matmul] = (kernel, executable)
+    if not built:  # never trade a correct result for a fast one
+        return {}, extra
+    matmul = next(iter(built))
+    if len(built) > 1:
+        from .select import products_race
+
+        matmul = products_race(name, {m: k for m, (k, _) in built.items()}, args, device)
+    if len(mods) > 1 or matmul != "tvm":
+        extra["matmul"] = matmul
+    with tempfile.TemporaryDirectory(prefix="tvm_wm_") as tmp:
+        path = os.path.join(tmp, KERNEL)
+        with quiet_native():
+            built[matmul][1].export_library(path)
+        with open(path, "rb") as f:
+            return {KERNEL: f.read()}, extra
+
+
+def _checked(name, mod, target, database, device, weights, args, want):
+    """``mod`` built (tuned where ``database`` has records) and its values checked against
+    ``want``: (kernel, executable, what to record), the kernel None where TVM is wrong."""
     executable = _quiet_build(mod, target, database)
-    extra = {"subgraph": name}
+    found = {}
     # Values are always checked, guard or not: MetaSchedule can pick a wrong schedule (measured:
     # 2 of 24 sampled schedules of a BERT layer-norm kernel, rfactor + compute_at of its two
     # reductions, computed wrong values). Then default schedules, and if those differ too, PyTorch.
-    want = eager(*args)
-
     kernel = kernel_for(executable, device, weights)
     problem = mismatch(call_kernel(kernel, args), want)
     if problem and database is not None:
@@ -159,16 +204,11 @@ def _build(name, target, eager, args, device, settings, store, budget, weights=(
         executable = _quiet_build(mod, target, None)
         kernel = kernel_for(executable, device, weights)
         problem = mismatch(call_kernel(kernel, args), want)
-        extra["tuned_wrong"] = True
-    if problem:  # never trade a correct result for a fast one
+        found["tuned_wrong"] = True
+    if problem:
         log.warning("%s: TVM's result differs from PyTorch's (%s); it runs in PyTorch", name, problem)
-        return {}, {**extra, "mismatch": problem}
-    with tempfile.TemporaryDirectory(prefix="tvm_wm_") as tmp:
-        path = os.path.join(tmp, KERNEL)
-        with quiet_native():
-            executable.export_library(path)
-        with open(path, "rb") as f:
-            return {KERNEL: f.read()}, extra
+        return None, None, {**found, "mismatch": problem}
+    return kernel, executable, found
 
 
 def _quiet_build(mod, target, database):

@@ -14,6 +14,7 @@ MAX_AUTOTUNE_TRIALS = 64  # torch.compile(mode="max-autotune"): the paper's budg
 DEFAULT_TIME_BUDGET_S = 600.0  # caps the first run; max-autotune lifts it
 COST_MODELS = ("wm", "xgb", "random")
 LAYOUTS = ("auto", "NCHW", "NHWC")
+MATMULS = ("auto", "tvm", "pytorch")
 CACHE_ENV = "TVM_WM_CACHE_DIR"
 TVM_THREADS_ENV = "TVM_NUM_THREADS"  # TVM's own; threads.py writes it unless the user did
 LOG_ENV = "TVM_WM_LOG"  # debug / info / warning: the backend's log level (logs.py)
@@ -45,6 +46,12 @@ class Settings:
         (MetaSchedule's RewriteLayout; the layouts are changed once, when the weights are prepared).
         Off by default: it slows the search about twice and its kernels were not faster throughout
         (benchmarks/results/layout_rewrite.md).
+    matmul: who computes the float32 matrix products of a whole-graph inference module on the CPU:
+        "tvm", the default (tuned kernels), "pytorch" (``torch.matmul`` called from inside the TVM
+        module — MKL or oneDNN — with everything around the products still TVM's; their tuning is
+        skipped), or "auto": both modules are built and the faster in a race is kept (pipeline.py).
+        Other modules and devices keep TVM's products. PyTorch's products pay only with TVM's idle
+        workers asleep (``TVM_THREAD_POOL_SPIN_COUNT=0``, lower/products.py), not TVM's default.
     """
 
     trials: int = DEFAULT_TRIALS
@@ -57,6 +64,7 @@ class Settings:
     runner: Optional[dict] = None
     layout: str = "auto"
     weight_layouts: bool = False
+    matmul: str = "tvm"
 
     def __post_init__(self):
         if self.trials < 0:
@@ -69,6 +77,8 @@ class Settings:
             _check_runner(self.runner)
         if self.layout not in LAYOUTS:
             raise OptionError(f"layout must be one of {LAYOUTS}, got {self.layout!r}")
+        if self.matmul not in MATMULS:
+            raise OptionError(f"matmul must be one of {MATMULS}, got {self.matmul!r}")
         if self.cache_dir == _DEFAULT:
             object.__setattr__(self, "cache_dir", default_cache_dir())
 
@@ -97,7 +107,8 @@ class Settings:
 
 # Named once: the settings that change what gets built. cache_dir, strict, runner and eager_guard
 # (which only chooses between what was built and PyTorch) do not.
-ARTIFACT_FIELDS = ("trials", "time_budget_s", "cost_model", "seed", "layout", "weight_layouts")
+ARTIFACT_FIELDS = ("trials", "time_budget_s", "cost_model", "seed", "layout", "weight_layouts",
+                   "matmul")
 
 _TYPES: dict[str, tuple] = {
     "trials": (int,),
@@ -110,6 +121,7 @@ _TYPES: dict[str, tuple] = {
     "runner": (dict, type(None)),
     "layout": (str,),
     "weight_layouts": (bool,),
+    "matmul": (str,),
 }
 
 

@@ -29,3 +29,21 @@ def test_gelu_erf_and_softmax_kernels_compute_erf_and_exp_themselves_and_match_p
     assert "erff" not in asm and "expf" not in asm  # ...and calls no scalar erf or exp
     out = kernel_for(executable, torch.device("cpu"))(args)[0]
     torch.testing.assert_close(out, GeluErf()(x), atol=2e-6, rtol=1e-5)
+
+
+def test_an_inference_layer_norm_is_one_kernel_and_training_keeps_its_parts():
+    import torch_wm_backend.decompositions as d
+
+    model, x = torch.nn.LayerNorm(64).eval(), torch.randn(2, 8, 64)
+    gm, args, weights = exported(model, (x,))
+    mod = to_relax(gm, args, weights)
+    kernels = [gv.name_hint for gv in mod.functions if gv.name_hint != "main"
+               and not gv.name_hint.startswith("main_")]
+    assert any("layer_norm" in k for k in kernels), kernels
+    assert not any("variance" in k or "mean" in k for k in kernels), kernels
+    out = kernel_for(build(mod, cpu_target()), torch.device("cpu"), weights)(args)[0]
+    torch.testing.assert_close(out, model(x), atol=1e-5, rtol=1e-5)
+    # training reads its mean and rstd: decomposed there, TVM computes them as parts
+    aten = torch.ops.aten
+    assert aten.native_layer_norm.default in d.decompositions()
+    assert aten.native_layer_norm.default not in d.decompositions(inference=True)

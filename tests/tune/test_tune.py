@@ -371,6 +371,11 @@ def test_a_graphs_tasks_share_their_trials(monkeypatch):
     assert counts["matmul"] == 5 and _measured() == 6
     tuner.tune(mods, target, settings, database)
     assert _measured() == 6
+    # a larger budget adds its difference to the pool, though the matmul holds more than 4 already
+    more = Settings(trials=4, time_budget_s=None, cost_model="random", cache_dir=None)
+    tuner.tune(mods, target, more, database)
+    counts = dict(zip((t.task_name for t in found), tasks.measured(found, database)))
+    assert counts["matmul"] > 5
 
 
 def test_runner_workers_run_tvm_on_as_many_threads_as_pytorch(monkeypatch):

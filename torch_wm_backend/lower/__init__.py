@@ -1,4 +1,4 @@
-from .importer import to_relax
+from .importer import to_relax, variants
 from .target import target_for, tvm_device
 
-__all__ = ["to_relax", "target_for", "tvm_device"]
+__all__ = ["to_relax", "target_for", "tvm_device", "variants"]

@@ -105,7 +105,7 @@ def exported(model: torch.nn.Module, inputs: tuple):
     from ..decompositions import decompositions
 
     with torch.no_grad():
-        program = torch.export.export(model, tuple(inputs)).run_decompositions(decompositions())
+        program = torch.export.export(model, tuple(inputs)).run_decompositions(decompositions(inference=True))
     state = {**dict(model.named_parameters()), **dict(model.named_buffers()),
              **dict(program.constants)}
     user = iter(inputs)

@@ -76,15 +76,25 @@ def chosen_layout(layout: str, gm: torch.fx.GraphModule, inputs: list) -> str:
 
 
 def to_relax(gm: torch.fx.GraphModule, inputs: list, weights: tuple = (),
-             layout: str = "NCHW", weight_layouts: bool = False) -> IRModule:
+             layout: str = "NCHW", weight_layouts: bool = False, matmul: str = "tvm") -> IRModule:
     """``weights``: positions of inputs that are the model's weights (inference only): they become
     ``main``'s trailing parameters and what depends on them alone is lifted (freeze.py). ``layout``
     "NHWC" (or "auto" where it means it: chosen_layout) converts such a module's 2-D convolutions
-    to channels-last; ``weight_layouts`` lets tuning choose the weights' layouts (settings.py)."""
+    to channels-last; ``weight_layouts`` lets tuning choose the weights' layouts (settings.py);
+    ``matmul`` "pytorch" hands such a module's products to PyTorch (products.py)."""
+    return next(iter(variants(gm, inputs, weights, layout, weight_layouts, (matmul,)).values()))
+
+
+def variants(gm: torch.fx.GraphModule, inputs: list, weights: tuple = (), layout: str = "NCHW",
+             weight_layouts: bool = False, matmuls: tuple = ("tvm",)) -> dict:
+    """``to_relax`` per ``matmul`` value in ``matmuls``, the graph imported once: matmul ->
+    module. Where "pytorch" would change nothing (no weights, no float32 product) there is one
+    module, "tvm": TVM's throughout."""
     gm = concretize(gm, inputs)
     if not weights:
-        return GraphModuleImporter().import_graph_module(gm, inputs)
+        return {"tvm": GraphModuleImporter().import_graph_module(gm, inputs)}
     from .freeze import lift_weights, weights_last
+    from .products import has_products, to_pytorch
 
     ordered = [x for i, x in enumerate(inputs) if i not in weights] + [inputs[i] for i in weights]
     mod = GraphModuleImporter().import_graph_module(weights_last(gm, weights), ordered)
@@ -93,4 +103,11 @@ def to_relax(gm: torch.fx.GraphModule, inputs: list, weights: tuple = (),
         from tvm import relax
 
         mod = relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "HWIO"]})(mod)
-    return lift_weights(mod, len(inputs) - len(weights), weight_layouts)
+    num_input = len(inputs) - len(weights)
+    pytorch = "pytorch" in matmuls and has_products(mod)
+    out = {}
+    if "tvm" in matmuls or not pytorch:
+        out["tvm"] = lift_weights(mod, num_input, weight_layouts)
+    if pytorch:
+        out["pytorch"] = lift_weights(to_pytorch(mod), num_input, weight_layouts)
+    return out

@@ -1,3 +1,4 @@
+from . import products  # registers the function modules call for PyTorch's products
 from .kernel import Kernel
 from .subgraph import TvmSubgraph
 

@@ -122,12 +122,16 @@ def untuned(tasks: list, database, trials: int, records_dir=None) -> dict:
     """{index: trials still missing} of the tasks to search: those whose search has neither
     finished with this budget (or a larger one) nor left ``trials`` measured records — in another
     subgraph, model or process (deduplicated by structural hash). A search cut short resumes with
-    the trials it lacks."""
+    the trials it lacks; a finished one, given a larger budget, the difference."""
     marks = _marks(database, records_dir)
-    searchable = [i for i, task in enumerate(tasks)
-             if not _scheduled(task) and marks.get(_key(task), 0) < trials]
+    done = [marks.get(_key(task), 0) for task in tasks]
+    searchable = [i for i, task in enumerate(tasks) if not _scheduled(task) and done[i] < trials]
     counts = measured([tasks[i] for i in searchable], database)
-    return {i: trials - n for i, n in zip(searchable, counts) if n < trials}
+    # a search that finished with a smaller budget gets the difference: a pooled search gives a
+    # heavy task up to POOL_CAP times its share, records that must not count as the larger budget
+    # spent (BERT-base's matrix products held 129 records after 32 trials per task)
+    lacks = {i: trials - done[i] if done[i] else trials - n for i, n in zip(searchable, counts)}
+    return {i: n for i, n in lacks.items() if n > 0}
 
 
 def _scheduled(task) -> bool:

@@ -1,0 +1,79 @@
+"""Matrix products computed by PyTorch from inside a TVM module (the ``matmul`` option): the module
+calls PyTorch's product where it had a product kernel, keeps its other kernels, and matches
+PyTorch."""
+import functools
+import os
+import sys
+
+import torch
+
+import torch_wm_backend
+from torch_wm_backend.backend import tvm_wm
+from torch_wm_backend.build import build
+from torch_wm_backend.lower import variants
+from torch_wm_backend.lower.freeze import exported
+from torch_wm_backend.lower.target import cpu_target
+from torch_wm_backend.runtime.kernel import kernel_for
+from torch_wm_backend.runtime.products import MATMUL
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "select"))
+from fake_timer import FakeTimer  # noqa: E402
+
+
+class Block(torch.nn.Module):
+    """A transformer feed-forward block: products with layer norm and GELU around them."""
+
+    def __init__(self):
+        super().__init__()
+        self.up, self.down = torch.nn.Linear(32, 64), torch.nn.Linear(64, 32)
+        self.norm = torch.nn.LayerNorm(32)
+
+    def forward(self, x):
+        return self.norm(x + self.down(torch.nn.functional.gelu(self.up(x))))
+
+
+def product_kernels(mod) -> list:
+    return [gv.name_hint for gv in mod.functions if "matmul" in gv.name_hint]
+
+
+def test_a_frozen_module_calls_pytorch_for_its_products_and_keeps_its_other_kernels():
+    torch.manual_seed(0)
+    model, x = Block().eval(), torch.randn(1, 8, 32)
+    gm, args, weights = exported(model, (x,))
+    mods = variants(gm, args, weights, matmuls=("tvm", "pytorch"))
+    assert set(mods) == {"tvm", "pytorch"}
+    assert product_kernels(mods["tvm"]) and not product_kernels(mods["pytorch"])
+    assert MATMUL in mods["pytorch"].script() and MATMUL not in mods["tvm"].script()
+    kernel = kernel_for(build(mods["pytorch"], cpu_target()), torch.device("cpu"), weights)
+    torch.testing.assert_close(kernel(args)[0], model(x), atol=1e-5, rtol=1e-5)
+    # the module's other kernels are TVM's: layer norm, GELU, bias and residual adds
+    assert any("layer_norm" in gv.name_hint or "gelu" in gv.name_hint
+               for gv in mods["pytorch"].functions)
+
+
+def test_without_weights_or_products_there_is_one_module():
+    torch.manual_seed(0)
+    gm, args, weights = exported(Block().eval(), (torch.randn(1, 8, 32),))
+    assert set(variants(gm, args, (), matmuls=("tvm", "pytorch"))) == {"tvm"}
+    relu = torch.nn.Sequential(torch.nn.LayerNorm(8)).eval()
+    gm, args, weights = exported(relu, (torch.randn(2, 8),))
+    assert set(variants(gm, args, weights, matmuls=("pytorch",))) == {"tvm"}
+
+
+def test_a_compiled_model_runs_its_module_with_pytorchs_products(tmp_path):
+    torch.manual_seed(0)
+    model, x = Block().eval(), torch.randn(1, 8, 32)
+    torch_wm_backend.reset_stats()
+    timer = FakeTimer(default_win=True)  # the whole graph, frozen, wins its race
+    compiled = torch.compile(model, backend=functools.partial(tvm_wm, timer=timer), options={
+        "trials": 0, "matmul": "pytorch", "cache_dir": str(tmp_path)})
+    with torch.no_grad():
+        want = model(x)
+        for _ in range(2):
+            torch.testing.assert_close(compiled(x), want, atol=1e-5, rtol=1e-5)
+    stats = torch_wm_backend.stats()
+    assert stats["modules_pytorch_products"] == 1 and stats["graphs_one_module"] == 1
+    torch_wm_backend.reset_stats()
+    with torch.no_grad():
+        compiled(x)
+    assert torch_wm_backend.stats()["kernel_calls"] == 1  # TVM's module ran, one VM call
