@@ -26,9 +26,11 @@ TUNED = {"tvm_wm_xgb": "xgb", "tvm_wm_wm": "wm", "tvm_wm_wm_nhwc": "wm", "tvm_wm
 def options(variant: str, trials: int, work: str = WORK) -> dict:
     layout = "NHWC" if variant.endswith("_nhwc") else "NCHW"  # named, not the default ("auto")
     if variant == "tvm_wm_untuned":
-        return {"trials": 0, "cache_dir": os.path.join(work, variant), "layout": layout}
+        return {"trials": 0, "cache_dir": os.path.join(work, variant), "layout": layout,
+                "matmul": "auto"}
     return {"trials": trials, "cost_model": TUNED[variant], "time_budget_s": None,
             "cache_dir": os.path.join(work, f"{variant}_t{trials}"), "layout": layout,
+            "matmul": "auto",  # TVM's products or PyTorch's, whichever module is faster
             "weight_layouts": variant.endswith("_packed")}
 
 

@@ -51,7 +51,7 @@ class Settings:
         module — MKL or oneDNN — with everything around the products still TVM's; their tuning is
         skipped), or "auto": both modules are built and the faster in a race is kept (pipeline.py).
         Other modules and devices keep TVM's products. PyTorch's products pay only with TVM's idle
-        workers asleep (``TVM_THREAD_POOL_SPIN_COUNT=0``, lower/products.py), not TVM's default.
+        workers asleep, as the backend sets them unless the user chose (threads.py).
     """
 
     trials: int = DEFAULT_TRIALS

@@ -14,13 +14,18 @@ runner processes MetaSchedule starts. ``sync()`` is cheap and called before ever
 later ``torch.set_num_threads(n)`` with ``n`` at most the pool's size takes effect.
 
 TVM binds its pool's workers to cores (``TVM_BIND_THREADS``) and lets them spin when idle before
-they sleep. Where a TVM kernel hands over to a PyTorch op, a worker spinning on the core it is bound
-to takes that core from PyTorch's OpenMP threads: measured on this 2-core machine
-(benchmarks/results/threads_mix.md, 2026-12-02), a parallel TVM kernel followed by a depthwise
-convolution in PyTorch took ×11.6 their times alone with TVM's defaults, ×1.5 with the workers not
-bound (still spinning), ×1.9 bound and not spinning; MobileNetV2 as one TVM module was not slower
-unbound (within the spread between processes). Unless the user set it, ``sync()`` sets
-``TVM_BIND_THREADS=0`` (read when a pool is made).
+they sleep (300000 rounds of ``sched_yield``, tens of milliseconds). Where a TVM kernel hands over
+to a PyTorch op, a spinning worker takes a core from PyTorch's OpenMP threads: measured on a 2-core
+machine (benchmarks/results/threads_mix.md, 2026-12-02), a parallel TVM kernel followed by a
+depthwise convolution in PyTorch took ×11.6 their times alone with TVM's defaults, ×1.5 with the
+workers not bound (still spinning). A module that calls PyTorch's matrix products between its own
+kernels (the ``matmul`` option) pays it on every product: BERT-base as one such module ran 212–289
+ms with TVM's workers spinning and 98–102 ms asleep, eager 100–112 in the same processes; BERT-base
+as one module of TVM's own kernels ran 144–150 ms spinning and 128 asleep (Intel, 2 cores,
+2026-12-05, benchmarks/work diagnostics, one process per setting). So, unless the user set them,
+``sync()`` sets ``TVM_BIND_THREADS=0`` and ``TVM_THREAD_POOL_SPIN_COUNT=0``: TVM reads both once,
+when its first pool starts, and MetaSchedule's builder and runner processes inherit them, so a
+candidate is measured as it will run.
 """
 from __future__ import annotations
 
@@ -31,6 +36,7 @@ import torch
 from .settings import TVM_THREADS_ENV, user_tvm_threads
 
 BIND_ENV = "TVM_BIND_THREADS"
+SPIN_ENV = "TVM_THREAD_POOL_SPIN_COUNT"
 
 _last = [0]  # the count this process last applied
 
@@ -41,14 +47,15 @@ def count() -> int:
 
 
 def sync() -> int:
-    """Make TVM's thread count PyTorch's (or the user's) and its workers unbound (unless the user
-    chose); the count."""
+    """Make TVM's thread count PyTorch's (or the user's) and its idle workers unbound and asleep
+    (unless the user chose); the count."""
     user = user_tvm_threads()
     n = user or torch.get_num_threads()
     if n != _last[0]:  # the first call, or PyTorch's count changed: not on every kernel call
         if not user:
             os.environ[TVM_THREADS_ENV] = str(n)
         os.environ.setdefault(BIND_ENV, "0")
+        os.environ.setdefault(SPIN_ENV, "0")
         _last[0] = n
     return n
 

@@ -8,6 +8,7 @@ import torch_wm_backend
 from torch_wm_backend.tune import tuner
 
 USER_BIND = os.environ.get("TVM_BIND_THREADS")  # read at collection, before any compile
+USER_SPIN = os.environ.get("TVM_THREAD_POOL_SPIN_COUNT")
 
 TRIALS = 2
 
@@ -415,6 +416,7 @@ def test_tvm_threads_of_a_new_thread_follow_pytorch():
     worker.start()
     worker.join()
     assert seen == [torch.get_num_threads()]
-    # its workers not bound to cores, where they would spin on PyTorch's (threads.py), unless the
-    # user chose
+    # its idle workers neither bound to cores nor spinning, where they would take PyTorch's cores
+    # (threads.py), unless the user chose
     assert os.environ[threads.BIND_ENV] == (USER_BIND or "0")
+    assert os.environ[threads.SPIN_ENV] == (USER_SPIN or "0")

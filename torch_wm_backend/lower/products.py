@@ -8,10 +8,7 @@ dense layers at 287–299 GFLOP/s against 213–234 (benchmarks/results/kernels_
 norm, softmax, residual adds) stays TVM's, fused and tuned, and the module is still one VM call.
 
 TVM's idle workers spin (300000 rounds) and take the cores from PyTorch's OpenMP threads in
-between: BERT-base as one module with PyTorch's products, untuned, ran 104–171 ms with TVM's spin
-and 95–97 ms with ``TVM_THREAD_POOL_SPIN_COUNT=0``, eager 94–98 (Intel, 2 cores, 2026-12-05,
-processes alternating). The backend leaves the spin as TVM sets it (threads.py), so PyTorch's
-products are an option, not the default.
+between, unless they sleep as the backend sets them (threads.py): the products pay only then.
 """
 from __future__ import annotations
 
