@@ -1,7 +1,7 @@
 """TVM's thread pool beside PyTorch's OpenMP threads: what a TVM kernel followed by a PyTorch op costs,
 and what a whole TVM module costs, with TVM's workers bound to cores (its default) or not
-(``TVM_BIND_THREADS=0``, what torch_wm_backend sets unless the user did), and with its idle workers
-spinning (its default) or asleep (``TVM_THREAD_POOL_SPIN_COUNT=0``).
+(``TVM_BIND_THREADS=0``), and with its idle workers spinning (its default) or asleep
+(``TVM_THREAD_POOL_SPIN_COUNT=0``); torch_wm_backend sets both to 0 unless the user set them.
 
     python benchmarks/threads_mix.py [--rounds 3] [--model mobilenet_v2 --variant tvm_wm_wm --trials 64]
         [--name threads_mix]                          # writes results/<name>.{json,md}
