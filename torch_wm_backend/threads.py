@@ -14,18 +14,15 @@ runner processes MetaSchedule starts. ``sync()`` is cheap and called before ever
 later ``torch.set_num_threads(n)`` with ``n`` at most the pool's size takes effect.
 
 TVM binds its pool's workers to cores (``TVM_BIND_THREADS``) and lets them spin when idle before
-they sleep (300000 rounds of ``sched_yield``, tens of milliseconds). Where a TVM kernel hands over
-to a PyTorch op, a spinning worker takes a core from PyTorch's OpenMP threads: measured on a 2-core
-machine (benchmarks/results/threads_mix.md, 2026-12-02), a parallel TVM kernel followed by a
-depthwise convolution in PyTorch took ×11.6 their times alone with TVM's defaults, ×1.5 with the
-workers not bound (still spinning). A module that calls PyTorch's matrix products between its own
-kernels (the ``matmul`` option) pays it on every product: BERT-base as one such module ran 212–289
-ms with TVM's workers spinning and 98–102 ms asleep, eager 100–112 in the same processes; BERT-base
-as one module of TVM's own kernels ran 144–150 ms spinning and 128 asleep (Intel, 2 cores,
-2026-12-05, benchmarks/work diagnostics, one process per setting). So, unless the user set them,
-``sync()`` sets ``TVM_BIND_THREADS=0`` and ``TVM_THREAD_POOL_SPIN_COUNT=0``: TVM reads both once,
-when its first pool starts, and MetaSchedule's builder and runner processes inherit them, so a
-candidate is measured as it will run.
+they sleep (300000 rounds of ``sched_yield``). Where a TVM kernel hands over to a PyTorch op, a
+spinning worker takes a core from PyTorch's OpenMP threads: measured on a 2-core machine
+(benchmarks/results/threads_mix.md, 2026-12-02), a parallel TVM kernel followed by a depthwise
+convolution in PyTorch took ×11.6 their times alone with TVM's defaults, ×1.5 with the workers not
+bound (still spinning). A module that calls PyTorch's matrix products between its own kernels (the
+``matmul`` option) hands over at every product. So, unless the user set them, ``sync()`` sets
+``TVM_BIND_THREADS=0`` and ``TVM_THREAD_POOL_SPIN_COUNT=0``: TVM reads both once, when its first
+pool starts, and MetaSchedule's builder and runner processes inherit them, so a candidate is
+measured as it will run.
 """
 from __future__ import annotations
 
