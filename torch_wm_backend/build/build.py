@@ -1,5 +1,6 @@
 """Relax IRModule -> executable: tuned kernels from a MetaSchedule database, default schedules for
-the rest (DLight on CUDA, cpu_default.py on LLVM), CUDA graphs where the shapes are static.
+the rest (DLight on CUDA, cpu_default.py on LLVM; row softmaxes: cpu_softmax.py), CUDA graphs where
+the shapes are static.
 
 The passes are MetaSchedule's ``compile_relax`` order — legalize and fuse as the tuning tasks
 were extracted (tune/tasks.py), so the database's keys match; apply the database; schedule what is
@@ -17,6 +18,7 @@ from tvm.s_tir import dlight as dl
 
 from .. import counters
 from .cpu_default import schedule_unscheduled
+from .cpu_softmax import schedule_row_softmaxes
 
 
 def build(mod: tvm.IRModule, target: tvm.target.Target, database=None) -> relax.VMExecutable:
@@ -74,6 +76,8 @@ def _pipeline(target, database):
     def pipeline(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
         mod = tvm.transform.Sequential(relax_pipeline.library_dispatch_passes(target))(mod)
         mod = prepare(mod)
+        if not gpu:
+            mod = schedule_row_softmaxes()(mod)
         if database is not None:
             mod = prepack(MetaScheduleApplyDatabase()(mod))
         mod = fallback(mod)

@@ -34,8 +34,14 @@ def prepare(mod: tvm.IRModule) -> tvm.IRModule:
 def extract(mod: tvm.IRModule, target) -> list:
     """Tuning tasks, one per distinct fused kernel; ``weight`` counts how often each one runs.
     Kernels only the frozen weights' preparation calls (``main_transform_params``, run once per
-    weight change, lower/freeze.py) are not tasks: a trial there buys nothing per call."""
-    return list(ms.relax_integration.extract_tasks(per_call(prepare(mod)), target))
+    weight change, lower/freeze.py) are not tasks: a trial there buys nothing per call. Nor, on a
+    CPU, are row softmaxes: the build gives them their own schedule (build/cpu_softmax.py)."""
+    from ..build.cpu_softmax import is_row_softmax
+
+    tasks = ms.relax_integration.extract_tasks(per_call(prepare(mod)), target)
+    if target.kind.name != "llvm":
+        return list(tasks)
+    return [t for t in tasks if not is_row_softmax(t.dispatched[0]["main"])]
 
 
 def per_call(mod: tvm.IRModule) -> tvm.IRModule:
