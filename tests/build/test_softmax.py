@@ -30,7 +30,7 @@ def test_a_row_softmax_is_scheduled_by_hand_on_the_cpu_and_matches_pytorch():
     f, args, mod = attention_scores()
     kernel = _softmax_kernel(lower(mod, cpu_target(2))).script()
     assert "T.parallel(" in kernel and kernel.count("T.vectorized(") >= 4  # max, exp, sum, quotient
-    assert kernel.count("fast_exp") <= 1 or "T_fast_exp[" in kernel  # exps stored once, read twice
+    assert "T_fast_exp[" in kernel  # exps stored once, read by the sum and the quotient
     out = Kernel(build(mod, cpu_target(2)), torch.device("cpu"))(args)[0]
     torch.testing.assert_close(out, f(*args), atol=1e-6, rtol=1e-5)
 

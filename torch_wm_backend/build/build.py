@@ -18,7 +18,6 @@ from tvm.s_tir import dlight as dl
 
 from .. import counters
 from .cpu_default import schedule_unscheduled
-from .cpu_softmax import schedule_row_softmaxes
 
 
 def build(mod: tvm.IRModule, target: tvm.target.Target, database=None) -> relax.VMExecutable:
@@ -76,8 +75,6 @@ def _pipeline(target, database):
     def pipeline(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
         mod = tvm.transform.Sequential(relax_pipeline.library_dispatch_passes(target))(mod)
         mod = prepare(mod)
-        if not gpu:
-            mod = schedule_row_softmaxes()(mod)
         if database is not None:
             mod = prepack(MetaScheduleApplyDatabase()(mod))
         mod = fallback(mod)

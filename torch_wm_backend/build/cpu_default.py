@@ -5,7 +5,8 @@ TVM applies default schedules (DLight) on GPUs only; on a CPU an unscheduled ker
 nest as written, on one thread, however many cores the machine has. A fused kernel's elementwise
 steps are inlined first (DLight's ``try_inline``): as legalized, each step (a frozen batch norm's
 subtract, divide, multiply, add; the ReLU) is a loop nest writing a buffer of its own, five passes
-over memory where one does.
+over memory where one does. A row softmax (lower/legalize.py marks it) gets its own schedule
+instead (cpu_softmax.py).
 """
 from __future__ import annotations
 
@@ -23,10 +24,18 @@ def default_schedule(func: tvm.tirx.PrimFunc, target) -> "tvm.s_tir.Schedule | N
     """The default schedule of one unscheduled PrimFunc, or None where the rule does not apply:
     the root annotated as MetaSchedule's ParallelizeVectorizeUnroll rule does (up to 16 jobs per
     core, vectors up to 64 lanes), then its RewriteParallelVectorizeUnroll postprocessor. (Not
-    through a TuneContext: making one imports TVM's tensor intrinsics, 30 s and more here.)"""
+    through a TuneContext: making one imports TVM's tensor intrinsics, 30 s and more here.) A row
+    softmax gets cpu_softmax.py's schedule, or this one where that fails."""
     from tvm import s_tir
     from tvm.s_tir.dlight import normalize_prim_func, try_inline
 
+    from .cpu_softmax import is_row_softmax, schedule_row_softmax
+
+    if is_row_softmax(func):
+        try:
+            return schedule_row_softmax(func)
+        except Exception as err:  # the generic schedule below: slower, still right
+            log.debug("no row-softmax schedule (%s)", err)
     sch = s_tir.Schedule(func)
     blocks = normalize_prim_func(sch)
     if blocks:  # a fused kernel's elementwise steps computed in one loop nest, not one each

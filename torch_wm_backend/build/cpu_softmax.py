@@ -1,4 +1,5 @@
-"""The CPU schedule of a row softmax (lower/legalize.py marks those kernels): rows in parallel,
+"""The CPU schedule of a row softmax (lower/legalize.py marks those kernels; cpu_default.py applies
+this schedule to them, as to other kernels without a record, its own): rows in parallel,
 each row's max and sum reduced in vector lanes (rfactor) then across them, its exps computed once
 and vectorized, the quotient vectorized.
 
@@ -8,30 +9,25 @@ CPUs, it gets this schedule (benchmarks/softmax_kernel.py measures the three sid
 """
 from __future__ import annotations
 
-import logging
-
 import tvm
 
 from ..lower.legalize import ROW_SOFTMAX
-from .cpu_default import _scheduled
-
-log = logging.getLogger("torch_wm_backend")
 
 
 def is_row_softmax(func) -> bool:
     return isinstance(func, tvm.tirx.PrimFunc) and func.attrs is not None and ROW_SOFTMAX in func.attrs
 
 
-def schedule_row_softmax(func: tvm.tirx.PrimFunc) -> tvm.tirx.PrimFunc:
-    """The scheduled kernel (marked ``tirx.is_scheduled``)."""
+def schedule_row_softmax(func: tvm.tirx.PrimFunc) -> "tvm.s_tir.Schedule":
+    """The schedule of one marked softmax kernel (``func`` named ``main``)."""
     from tvm import s_tir
 
     lanes = int(func.attrs[ROW_SOFTMAX])
-    sch = s_tir.Schedule(func.with_attr("global_symbol", "main"))
+    sch = s_tir.Schedule(func)
     sch.compute_inline(sch.get_sblock("softmax_shift"))
     partial = {}
     for name in ("softmax_max", "softmax_sum"):  # each reduces into `lanes` partial results
-        outer, inner = sch.split(sch.get_loops(sch.get_sblock(name))[-1], [None, lanes])
+        _, inner = sch.split(sch.get_loops(sch.get_sblock(name))[-1], [None, lanes])
         partial[name] = sch.rfactor(inner, len(sch.get(sch.get_sblock(name)).iter_vars) - 1)
     out = sch.get_sblock("softmax")
     *row_loops, last = sch.get_loops(out)
@@ -47,27 +43,4 @@ def schedule_row_softmax(func: tvm.tirx.PrimFunc) -> tvm.tirx.PrimFunc:
         sch.reorder(step, lane)
         sch.vectorize(lane)
         sch.decompose_reduction(block, step)
-    return sch.mod["main"].with_attr("tirx.is_scheduled", True).without_attr("global_symbol")
-
-
-def schedule_row_softmaxes():
-    """A module pass: every marked softmax kernel not yet scheduled gets its schedule."""
-
-    @tvm.transform.module_pass(opt_level=0, name="CpuRowSoftmax")
-    def apply(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        updates = {}
-        for gv, func in mod.functions.items():
-            if not is_row_softmax(func) or _scheduled(func):
-                continue
-            try:
-                scheduled = schedule_row_softmax(func)
-            except Exception as err:  # cpu_default.py schedules it: slower, still right
-                log.debug("no row-softmax schedule for %s (%s)", gv.name_hint, err)
-                continue
-            symbol = func.attrs.get("global_symbol")
-            updates[gv] = scheduled.with_attr("global_symbol", symbol) if symbol else scheduled
-        for gv, func in updates.items():
-            mod[gv] = func
-        return mod
-
-    return apply
+    return sch
