@@ -19,8 +19,10 @@ sys.path.insert(0, HERE)
 WORK = os.path.join(HERE, "work", "e2e")
 RESULTS = os.path.join(HERE, "results")
 MODELS = ["mobilenet_v2", "resnet50", "bert_base"]
-TUNED = {"tvm_wm_xgb": "xgb", "tvm_wm_wm": "wm", "tvm_wm_wm_nhwc": "wm", "tvm_wm_wm_packed": "wm"}  # variant: cost model
-# *_nhwc: layout="NHWC"; *_packed: weight_layouts=True (tuning chooses the weights' layouts)
+TUNED = {"tvm_wm_xgb": "xgb", "tvm_wm_wm": "wm", "tvm_wm_wm_nhwc": "wm", "tvm_wm_wm_packed": "wm",
+         "tvm_wm_wm_torchmm": "wm"}  # variant: cost model
+# *_nhwc: layout="NHWC"; *_packed: weight_layouts=True (tuning chooses the weights' layouts);
+# *_torchmm: matmul="pytorch" (PyTorch's matrix products inside the module, the rest tuned)
 
 
 def options(variant: str, trials: int, work: str = WORK) -> dict:
@@ -30,7 +32,8 @@ def options(variant: str, trials: int, work: str = WORK) -> dict:
                 "matmul": "auto"}
     return {"trials": trials, "cost_model": TUNED[variant], "time_budget_s": None,
             "cache_dir": os.path.join(work, f"{variant}_t{trials}"), "layout": layout,
-            "matmul": "auto",  # TVM's products or PyTorch's, whichever module is faster
+            # TVM's products or PyTorch's, whichever module is faster, unless the variant names them
+            "matmul": "pytorch" if variant.endswith("_torchmm") else "auto",
             "weight_layouts": variant.endswith("_packed")}
 
 
@@ -168,7 +171,10 @@ def write_markdown(out, folder=RESULTS, stem="e2e"):
                   + (" *_nhwc: the `layout=\"NHWC\"` option (convolutions channels-last inside TVM)."
                      if any(v.endswith("_nhwc") for v in variants) else "")
                   + (" *_packed: the `weight_layouts` option (tuning chooses the frozen weights' "
-                     "layouts, prepared once)." if any(v.endswith("_packed") for v in variants) else ""))
+                     "layouts, prepared once)." if any(v.endswith("_packed") for v in variants) else "")
+                  + (" *_torchmm: the `matmul=\"pytorch\"` option (PyTorch's matrix products called "
+                     "from inside the TVM module, its other kernels tuned)."
+                     if any(v.endswith("_torchmm") for v in variants) else ""))
     lines += ["", "| model | GFLOP | " + " | ".join(variants) + " |", "|---|---|" + "---|" * len(variants)]
     for name, r in out["models"].items():
         cells = [f"{r['variants'][v]['ms']:.2f} (×{r['variants'][v]['speedup_vs_eager']:.2f}, "
