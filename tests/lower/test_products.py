@@ -77,3 +77,29 @@ def test_a_compiled_model_runs_its_module_with_pytorchs_products(tmp_path):
     with torch.no_grad():
         compiled(x)
     assert torch_wm_backend.stats()["kernel_calls"] == 1  # TVM's module ran, one VM call
+
+
+def test_a_module_with_pytorchs_products_runs_its_own_kernels_on_the_calling_thread(monkeypatch):
+    from torch_wm_backend import threads
+
+    n = threads.sync()
+    with threads.calling_thread_only():
+        assert threads.tvm_pool_threads() == 1
+    assert threads.tvm_pool_threads() == min(n, threads.tvm_pool_threads()) == n
+    torch.manual_seed(0)
+    model, x = Block().eval(), torch.randn(1, 8, 32)
+    gm, args, weights = exported(model, (x,))
+    mods = variants(gm, args, weights, matmuls=("tvm", "pytorch"))
+    seen = []
+    real = threads.calling_thread_only
+
+    def spy():
+        seen.append(1)
+        return real()
+
+    monkeypatch.setattr(threads, "calling_thread_only", spy)
+    for matmul in ("tvm", "pytorch"):
+        kernel = kernel_for(build(mods[matmul], cpu_target()), torch.device("cpu"), weights)
+        kernel.matmul = matmul
+        torch.testing.assert_close(kernel(args)[0], model(x), atol=1e-5, rtol=1e-5)
+        assert len(seen) == (matmul == "pytorch")

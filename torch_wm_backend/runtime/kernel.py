@@ -26,6 +26,7 @@ class Kernel:
         self._main()  # a VM for this thread now: a module that cannot load fails here, not later
 
     _generation = 0  # a VM made before a later generation is made again (FrozenKernel)
+    matmul = "tvm"  # whose matrix products the module calls: "pytorch" (lower/products.py) or TVM's
 
     def _main(self):
         main = getattr(self._local, "main", None)
@@ -40,6 +41,9 @@ class Kernel:
         main = self._main()
         if self.device.type == "cuda":
             with tvm_ffi.use_torch_stream():  # run on the stream PyTorch is using now
+                outs = main(*tensors)
+        elif self.matmul == "pytorch":  # PyTorch's threads own the cores between its products
+            with threads.calling_thread_only():
                 outs = main(*tensors)
         else:
             outs = main(*tensors)
