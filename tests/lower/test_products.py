@@ -14,7 +14,7 @@ from torch_wm_backend.lower import variants
 from torch_wm_backend.lower.freeze import exported
 from torch_wm_backend.lower.target import cpu_target
 from torch_wm_backend.runtime.kernel import kernel_for
-from torch_wm_backend.runtime.products import MATMUL
+from torch_wm_backend.runtime.products import MATMUL, MATMUL_VIEWS
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "select"))
 from fake_timer import FakeTimer  # noqa: E402
@@ -103,3 +103,22 @@ def test_a_module_with_pytorchs_products_runs_its_own_kernels_on_the_calling_thr
         kernel.matmul = matmul
         torch.testing.assert_close(kernel(args)[0], model(x), atol=1e-5, rtol=1e-5)
         assert len(seen) == (matmul == "pytorch")
+
+
+def test_attentions_operands_reach_pytorch_as_views_not_copies():
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+    from zoo import bert, tokens
+
+    torch.manual_seed(0)
+    model, x = bert(layers=1).eval(), tokens(batch=1)
+    gm, args, weights = exported(model, (x,))
+    mods = variants(gm, args, weights, matmuls=("tvm", "pytorch"))
+    script = mods["pytorch"].script()
+    assert MATMUL_VIEWS in script and 'permute' in script and '[0,2,1,3]' in script  # heads split by PyTorch
+    # the head transposes are no kernels of the module: TVM's own module has them
+    assert "transpose" in mods["tvm"].script() and "transpose" not in script
+    kernel = kernel_for(build(mods["pytorch"], cpu_target()), torch.device("cpu"), weights)
+    kernel.matmul = "pytorch"
+    with torch.no_grad():
+        want = model(x).last_hidden_state
+    torch.testing.assert_close(kernel(args)[0], want, atol=1e-4, rtol=1e-4)
