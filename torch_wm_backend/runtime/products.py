@@ -1,7 +1,7 @@
 """The function a TVM module calls for a matrix product PyTorch computes (lower/products.py):
 ``torch.matmul`` on the module's tensors, shared through DLPack, into the output TVM allocated.
 ``torch_matmul_views`` takes each operand's steps to the view PyTorch multiplies (lower/products.py):
-reshape, permute, expand, as a JSON string. Registered once, when the runtime is imported: a module loaded from the disk cache finds it by name."""
+reshape, permute, expand, as a JSON string; ``torch_matmul_bias`` adds a bias vector as well (``addmm``). Registered once, when the runtime is imported: a module loaded from the disk cache finds it by name."""
 from __future__ import annotations
 
 import functools
@@ -12,6 +12,7 @@ import tvm_ffi
 
 MATMUL = "tvm_wm.torch_matmul"
 MATMUL_VIEWS = "tvm_wm.torch_matmul_views"
+MATMUL_BIAS = "tvm_wm.torch_matmul_bias"
 
 
 def _matmul(a, b, out) -> None:
@@ -35,5 +36,17 @@ def _matmul_views(a, b, spec, out) -> None:
                  out=torch.from_dlpack(out))
 
 
+def _matmul_bias(a, b, bias, spec, out) -> None:
+    steps_a, steps_b = _steps(str(spec))
+    a, b = _view(torch.from_dlpack(a), steps_a), _view(torch.from_dlpack(b), steps_b)
+    bias, out = torch.from_dlpack(bias), torch.from_dlpack(out)
+    if a.dim() == 2 and b.dim() == 2 and out.dim() == 2:
+        torch.addmm(bias, a, b, out=out)
+    else:
+        torch.matmul(a, b, out=out.view(out.shape))
+        out.add_(bias)
+
+
 tvm_ffi.register_global_func(MATMUL, _matmul, override=True)
 tvm_ffi.register_global_func(MATMUL_VIEWS, _matmul_views, override=True)
+tvm_ffi.register_global_func(MATMUL_BIAS, _matmul_bias, override=True)
