@@ -33,6 +33,7 @@ at 2, 29 µs on the calling thread (PyTorch's 31); the module's own kernels 19 m
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 
 import torch
@@ -75,11 +76,16 @@ def tvm_pool_threads() -> int:
 def calling_thread_only():
     """TVM's kernels run on the calling thread alone while the block runs (its pool's workers are
     not woken); afterwards on ``count()`` threads again. Only the calling thread's pool changes."""
-    import tvm
-
-    configure = tvm.get_global_func("runtime.config_threadpool")
+    configure = _config_threadpool()
     configure(1, 1)  # 1: TVM's "big cores" affinity mode, unbound unless the user bound threads
     try:
         yield
     finally:
         configure(1, count())
+
+
+@functools.lru_cache(maxsize=None)
+def _config_threadpool():
+    import tvm
+
+    return tvm.get_global_func("runtime.config_threadpool")  # looked up once: called per model call

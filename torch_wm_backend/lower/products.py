@@ -4,27 +4,29 @@ On an Intel CPU PyTorch's products (MKL) ran faster than MetaSchedule's tuned on
 dense layers at 287–299 GFLOP/s against 213–234 (benchmarks/results/kernels_bert_base_packed.md),
 87% of the module's time, so its one module lost to eager PyTorch. Rewritten here, each float32
 ``relax.matmul`` of a CPU module becomes a call of the function ``runtime/products.py`` registers
-(``torch.matmul`` into the output TVM planned); everything around the products (bias, GELU, layer
-norm, softmax, residual adds) stays TVM's, fused and tuned, and the module is still one VM call.
+(``torch.matmul`` into the output TVM planned); everything around the products (GELU, layer norm,
+softmax, residual adds, most biases) stays TVM's, fused and tuned, and the module is still one VM
+call.
 
 A product's operands reach PyTorch as the views they are in PyTorch: the reshapes, transposes and
-broadcasts that lead to an operand (attention's heads split and keys transposed) are passed along as steps PyTorch takes on the tensor before the
-product (``torch_matmul_views``), not computed by TVM into copies first. Measured in BERT-base's
-module (Intel, 2 cores, 2026-12-05): its head-splitting copies took 2.1 ms a call. A weight's
-transpose stays TVM's, prepared once with the frozen weights: MKL's products ran up to 10% faster
-on the transposed copy than on the transposed view (3072 -> 768: 1,626 µs against 1,785).
+broadcasts that lead to an operand (attention's heads split and keys transposed) are passed along
+as steps PyTorch takes on the tensor before the product, not computed by TVM into copies first.
+Measured in BERT-base's module (Intel, 2 cores, 2026-12-05): its head-splitting copies took 2.1 ms
+a call. A weight's transpose stays TVM's, prepared once with the frozen weights: MKL's products ran
+up to 10% faster on the transposed copy than on the transposed view (3072 -> 768: 1,626 µs
+against 1,785).
 
 TVM's idle workers spin (300000 rounds) and take the cores from PyTorch's OpenMP threads in
 between, unless they sleep as the backend sets them (threads.py): the products pay only then.
 """
 from __future__ import annotations
 
+import json
+
 import tvm
 from tvm import relax
 
-import json
-
-from ..runtime.products import MATMUL, MATMUL_BIAS, MATMUL_VIEWS
+from ..runtime.products import MATMUL, MATMUL_BIAS
 
 # Relax operators PyTorch takes as views of their operand: operator -> the step's name there
 _VIEWS = {"relax.reshape": "reshape", "relax.permute_dims": "permute", "relax.broadcast_to": "expand"}
@@ -57,18 +59,15 @@ def to_pytorch(mod: tvm.IRModule) -> tvm.IRModule:
             if not _product(call):
                 return call
             operands, steps = zip(*(self.viewed(a) for a in call.args))
-            if not any(steps):
-                return relax.op.call_dps_packed(MATMUL, relax.Tuple(list(operands)), call.ty)
             spec = tvm.ir.StringImm(json.dumps(steps, separators=(",", ":")))
-            return relax.op.call_dps_packed(MATMUL_VIEWS, relax.Tuple([*operands, spec]), call.ty)
+            return relax.op.call_dps_packed(MATMUL, relax.Tuple([*operands, spec]), call.ty)
 
         def viewed(self, operand):
             """(the tensor ``operand`` is a view of, the steps from it to ``operand``)."""
             original, steps = operand, []
             while isinstance(operand, relax.Var):
                 bound = self.lookup_binding(operand)
-                if not (isinstance(bound, relax.Call) and isinstance(bound.op, tvm.ir.Op)
-                        and bound.op.name in _VIEWS):
+                if not _is_view(bound):
                     break
                 shape, source = _static_shape(operand), _static_shape(bound.args[0])
                 if shape is None or source is None:
@@ -100,7 +99,7 @@ def _with_bias(mod: tvm.IRModule) -> tvm.IRModule:
     becomes one call: PyTorch adds the bias in its product (``addmm``). Those adds would be TVM
     kernels of their own (BERT-base's query, key and value biases: 36 of 42 µs); a bias whose sum
     feeds TVM's kernels stays TVM's, fused into them (``addmm`` copies the bias first: 28 µs)."""
-    bound: dict = {}
+    bound: dict = {}  # of the function being folded
     consumers: dict = {}
 
     @relax.expr_functor.visitor
@@ -136,15 +135,16 @@ def _with_bias(mod: tvm.IRModule) -> tvm.IRModule:
         def visit_call_(self, call):
             for add, product, bias in to_fold:
                 if call.same_as(add):
-                    a, b, *spec = (self.visit_expr(x) for x in product.args[1].fields)
-                    spec = spec[0].value if spec else "[[],[]]"
-                    return relax.op.call_dps_packed(MATMUL_BIAS, relax.Tuple(
-                        [a, b, self.visit_expr(bias), tvm.ir.StringImm(spec)]), call.ty)
+                    a, b, spec = (self.visit_expr(x) for x in product.args[1].fields)
+                    return relax.op.call_dps_packed(
+                        MATMUL_BIAS, relax.Tuple([a, b, self.visit_expr(bias), spec]), call.ty)
             return super().visit_call_(call)
 
     fold = Fold(mod)
     for gv, f in mod.functions.items():
         if isinstance(f, relax.Function):
+            bound.clear()
+            consumers.clear()
             Uses().visit_expr(f)
             to_fold[:] = [(value, *pair) for var, value in bound.items()
                           if isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op)
@@ -161,7 +161,7 @@ def _is_view(expr) -> bool:
 def _pytorch_product(expr) -> bool:
     return (isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op)
             and expr.op.name == "relax.call_dps_packed"
-            and str(expr.args[0].global_symbol) in (MATMUL, MATMUL_VIEWS))
+            and str(expr.args[0].global_symbol) == MATMUL)
 
 
 def _bias_of(bias, add) -> bool:
