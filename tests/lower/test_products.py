@@ -14,7 +14,7 @@ from torch_wm_backend.lower import variants
 from torch_wm_backend.lower.freeze import exported
 from torch_wm_backend.lower.target import cpu_target
 from torch_wm_backend.runtime.kernel import kernel_for
-from torch_wm_backend.runtime.products import MATMUL, MATMUL_BIAS
+from torch_wm_backend.runtime.products import LINEAR, LINEAR_BIAS, LINEAR_PACK, MATMUL, MATMUL_BIAS
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "select"))
 from fake_timer import FakeTimer  # noqa: E402
@@ -43,12 +43,31 @@ def test_a_frozen_module_calls_pytorch_for_its_products_and_keeps_its_other_kern
     mods = variants(gm, args, weights, matmuls=("tvm", "pytorch"))
     assert set(mods) == {"tvm", "pytorch"}
     assert product_kernels(mods["tvm"]) and not product_kernels(mods["pytorch"])
-    assert MATMUL in mods["pytorch"].script() and MATMUL not in mods["tvm"].script()
+    # products by weights: oneDNN's linear, the weights packed with their preparation, not per call
+    assert LINEAR_BIAS in str(mods["pytorch"]["main"]) and LINEAR_PACK not in str(mods["pytorch"]["main"])
+    assert str(mods["pytorch"]["main_transform_params"]).count(LINEAR_PACK) == 2
+    assert LINEAR not in mods["tvm"].script() and MATMUL not in mods["tvm"].script()
     kernel = kernel_for(build(mods["pytorch"], cpu_target()), torch.device("cpu"), weights)
     torch.testing.assert_close(kernel(args)[0], model(x), atol=1e-5, rtol=1e-5)
     # the module's other kernels are TVM's: layer norm, GELU, bias and residual adds
     assert any("layer_norm" in gv.name_hint or "gelu" in gv.name_hint
                for gv in mods["pytorch"].functions)
+
+
+def test_packed_weights_follow_the_users_weights_and_count_as_prepared_memory():
+    torch.manual_seed(0)
+    model, x = Block().eval(), torch.randn(1, 8, 32)
+    gm, args, weights = exported(model, (x,))
+    kernel = kernel_for(build(variants(gm, args, weights, matmuls=("pytorch",))["pytorch"],
+                              cpu_target()), torch.device("cpu"), weights)
+    torch_wm_backend.reset_stats()
+    kernel(args)
+    # two packed weights (oneDNN may pad them): at least their 2 x 32 x 64 floats
+    assert torch_wm_backend.stats()["prepared_weight_bytes"] >= 2 * 32 * 64 * 4
+    with torch.no_grad():
+        model.up.weight.mul_(-2.0)  # in place: the tensors the compiled graph was given
+        torch.testing.assert_close(kernel(args)[0], model(x), atol=1e-5, rtol=1e-5)
+    assert torch_wm_backend.stats()["weights_prepared"] == 2
 
 
 def test_without_weights_or_products_there_is_one_module():
@@ -118,7 +137,7 @@ def test_attentions_operands_reach_pytorch_as_views_not_copies():
     # the head transposes are no kernels of the module's calls (only the weights' are, prepared
     # once), where TVM's own module has them; the biases are added in PyTorch's products
     assert "transpose" in str(mods["tvm"]["main"]) and "transpose" not in str(mods["pytorch"]["main"])
-    assert MATMUL_BIAS in script
+    assert LINEAR_BIAS in script and MATMUL_BIAS not in script  # query, key, value: packed weights
     kernel = kernel_for(build(mods["pytorch"], cpu_target()), torch.device("cpu"), weights)
     kernel.matmul = "pytorch"
     with torch.no_grad():

@@ -109,5 +109,5 @@ def variants(gm: torch.fx.GraphModule, inputs: list, weights: tuple = (), layout
     if "tvm" in matmuls or not pytorch:
         out["tvm"] = lift_weights(mod, num_input, weight_layouts)
     if pytorch:
-        out["pytorch"] = lift_weights(to_pytorch(mod), num_input, weight_layouts)
+        out["pytorch"] = lift_weights(to_pytorch(mod, num_input), num_input, weight_layouts)
     return out

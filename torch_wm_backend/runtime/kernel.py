@@ -97,8 +97,11 @@ class FrozenKernel(Kernel):
 
 
 def _bytes(prepared, held) -> int:
-    return sum(p.numel() * p.element_size() for p in prepared
-               if isinstance(p, torch.Tensor) and p.data_ptr() not in held)
+    """Memory of the prepared weights that are not the user's tensors passed through (PyTorch's
+    packed weights, runtime/products.py, count too)."""
+    return sum(p.numel() * p.element_size() if isinstance(p, torch.Tensor) else p.nbytes
+               for p in prepared
+               if (isinstance(p, torch.Tensor) and p.data_ptr() not in held) or hasattr(p, "nbytes"))
 
 
 def kernel_for(executable, device: torch.device, weights: tuple = ()) -> Kernel:

@@ -1,8 +1,11 @@
 """The functions a TVM module calls for a matrix product PyTorch computes (lower/products.py):
 ``torch.matmul`` on the module's tensors, shared through DLPack, into the output TVM allocated.
 Each operand comes with its steps to the view PyTorch multiplies (reshape, permute, expand; a JSON
-string); ``torch_matmul_bias`` adds a bias vector as well (``addmm``). Registered once, when the
-runtime is imported: a module loaded from the disk cache finds them by name."""
+string); ``torch_matmul_bias`` adds a bias vector as well (``addmm``). A product by a frozen
+weight is oneDNN's linear on the weight prepacked once, with the weights' other preparation
+(``torch_linear_pack`` -> ``torch_linear``/``torch_linear_bias``, which return PyTorch's output).
+Registered once, when the runtime is imported: a module loaded from the disk cache finds them by
+name."""
 from __future__ import annotations
 
 import functools
@@ -13,6 +16,19 @@ import tvm_ffi
 
 MATMUL = "tvm_wm.torch_matmul"
 MATMUL_BIAS = "tvm_wm.torch_matmul_bias"
+LINEAR_PACK = "tvm_wm.torch_linear_pack"
+LINEAR = "tvm_wm.torch_linear"
+LINEAR_BIAS = "tvm_wm.torch_linear_bias"
+
+
+class PackedWeight:
+    """A weight in oneDNN's own layout for its products, for ``rows`` rows of input: opaque to TVM,
+    which only hands it from the weights' preparation to the products. ``nbytes``: its memory."""
+    __slots__ = ("tensor", "nbytes")
+
+    def __init__(self, weight: torch.Tensor, rows: int):
+        self.tensor = torch.ops.mkldnn._reorder_linear_weight(weight, rows)  # a copy, reordered
+        self.nbytes = self.tensor.numel() * self.tensor.element_size()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -45,5 +61,26 @@ def _matmul_bias(a, b, bias, spec, out) -> None:
         out.add_(bias)
 
 
+def _linear_pack(weight, spec) -> PackedWeight:
+    """``spec``: [transposed, rows]. A weight the product takes transposed is a linear layer's
+    (out x in), as oneDNN wants it; one it takes as is (in x out) is transposed for it."""
+    transposed, rows = _steps(str(spec))
+    weight = torch.from_dlpack(weight)
+    return PackedWeight(weight if transposed else weight.t(), rows)
+
+
+def _linear(a, packed: PackedWeight, spec) -> torch.Tensor:
+    return _linear_bias(a, packed, None, spec)
+
+
+def _linear_bias(a, packed: PackedWeight, bias, spec) -> torch.Tensor:
+    a = _view(torch.from_dlpack(a), _steps(str(spec))[0])
+    bias = None if bias is None else torch.from_dlpack(bias)
+    return torch.ops.mkldnn._linear_pointwise(a, packed.tensor, bias, "none", [], "")
+
+
 tvm_ffi.register_global_func(MATMUL, _matmul, override=True)
 tvm_ffi.register_global_func(MATMUL_BIAS, _matmul_bias, override=True)
+tvm_ffi.register_global_func(LINEAR_PACK, _linear_pack, override=True)
+tvm_ffi.register_global_func(LINEAR, _linear, override=True)
+tvm_ffi.register_global_func(LINEAR_BIAS, _linear_bias, override=True)
