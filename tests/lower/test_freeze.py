@@ -136,6 +136,22 @@ def test_nhwc_converts_the_modules_convolutions_and_stays_right():
     assert torch_wm_backend.stats()["graphs_one_module"] == 1
 
 
+def test_a_relu6_between_channels_last_convolutions_needs_no_transposes():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU6(),
+                                torch.nn.Conv2d(8, 8, 3, groups=8), torch.nn.ReLU6()).eval()
+    x = torch.randn(1, 3, 14, 14)
+    gm, args, weights = exported(model, (x,))
+    nchw, nhwc = (to_relax(gm, args, weights, layout) for layout in ("NCHW", "NHWC"))
+    assert "clip" in nhwc["main"].script()
+    # the first clip stays channels-last: the module's only transposes are the input's and the
+    # output's (before the last clip), where ConvertLayout alone put two more around the first clip
+    assert str(nhwc["main"]).count("transpose") == str(nchw["main"]).count("transpose") + 2
+    kernel = kernel_for(build(nhwc, cpu_target()), torch.device("cpu"), weights)
+    with torch.no_grad():
+        torch.testing.assert_close(kernel(args)[0], model(x), atol=1e-5, rtol=1e-5)
+
+
 def test_auto_layout_is_channels_last_for_convolutions_on_the_cpu_only():
     model, x = conv_bn_relu()
     gm, args, weights = exported(model, (x,))

@@ -100,9 +100,9 @@ def variants(gm: torch.fx.GraphModule, inputs: list, weights: tuple = (), layout
     mod = GraphModuleImporter().import_graph_module(weights_last(gm, weights), ordered)
     # before lifting: the weights' transposes are prepared once with them
     if chosen_layout(layout, gm, inputs) == "NHWC":
-        from tvm import relax
+        from .layout import to_nhwc
 
-        mod = relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "HWIO"]})(mod)
+        mod = to_nhwc(mod)
     num_input = len(inputs) - len(weights)
     pytorch = "pytorch" in matmuls and has_products(mod)
     out = {}

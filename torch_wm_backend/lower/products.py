@@ -1,20 +1,25 @@
 """Matrix products handed to PyTorch from inside a TVM module (the ``matmul`` option).
 
-On an Intel CPU PyTorch's products (MKL) ran faster than MetaSchedule's tuned ones: BERT-base's
-dense layers at 287–299 GFLOP/s against 213–234 (benchmarks/results/kernels_bert_base_packed.md),
-87% of the module's time, so its one module lost to eager PyTorch. Rewritten here, each float32
-``relax.matmul`` of a CPU module becomes a call of the function ``runtime/products.py`` registers
-(``torch.matmul`` into the output TVM planned); everything around the products (GELU, layer norm,
-softmax, residual adds, most biases) stays TVM's, fused and tuned, and the module is still one VM
-call.
+On an Intel CPU PyTorch's products (MKL, oneDNN) ran faster than MetaSchedule's tuned ones:
+BERT-base's dense layers at 287–299 GFLOP/s against 213–234
+(benchmarks/results/kernels_bert_base_packed.md), 87% of the module's time, so its one module lost
+to eager PyTorch. Rewritten here, each float32 ``relax.matmul`` of a CPU module becomes a call of a
+function ``runtime/products.py`` registers; everything around the products (layer norm,
+softmax, residual adds) stays TVM's, fused and tuned, and the module is still one VM call.
 
-A product's operands reach PyTorch as the views they are in PyTorch: the reshapes, transposes and
-broadcasts that lead to an operand (attention's heads split and keys transposed) are passed along
-as steps PyTorch takes on the tensor before the product, not computed by TVM into copies first.
-Measured in BERT-base's module (Intel, 2 cores, 2026-12-05): its head-splitting copies took 2.1 ms
-a call. A weight's transpose stays TVM's, prepared once with the frozen weights: MKL's products ran
-up to 10% faster on the transposed copy than on the transposed view (3072 -> 768: 1,626 µs
-against 1,785).
+A product by a frozen weight (a linear layer's) is oneDNN's linear on the weight packed in
+oneDNN's own layout: the packing is lifted into the weights' preparation with their other work
+(freeze.py), done once per set of weights, and the packed weight replaces the transposed copy.
+oneDNN's linear on packed weights took ×0.87–×0.99 the time of PyTorch's ``F.linear`` and
+×0.93–×1.01 of MKL's product on the transposed copy (BERT-base's three dense shapes, weights
+streamed from memory as in a model: benchmarks/results/linear_products.md), and it adds the bias
+and a GELU after the product as it writes the output (``_with_bias``, ``_with_gelu``).
+
+Any other product (attention's) is ``torch.matmul`` into the output TVM planned. A product's
+operands reach PyTorch as the views they are in PyTorch: the reshapes, transposes and broadcasts
+that lead to an operand (attention's heads split and keys transposed) are passed along as steps
+PyTorch takes on the tensor before the product, not computed by TVM into copies first. Measured in
+BERT-base's module (Intel, 2 cores, 2026-12-05): its head-splitting copies took 2.1 ms a call.
 
 TVM's idle workers spin (300000 rounds) and take the cores from PyTorch's OpenMP threads in
 between, unless they sleep as the backend sets them (threads.py): the products pay only then.
@@ -121,14 +126,11 @@ def to_pytorch(mod: tvm.IRModule, num_input: int | None = None) -> tvm.IRModule:
             weights[:] = (f.params[num_input:] if num_input is not None and gv.name_hint == "main"
                           and _PACKS else [])
             rewrite.builder_.update_func(gv, rewrite.visit_expr(f))
-    # the views' own kernels, then the products a bias took over, now unused, go
+    # the views' own kernels, then the products a bias took over, now unused, go; GELUs last
     dce = relax.transform.DeadCodeElimination()
-    return dce(_with_bias(dce(rewrite.builder_.get())))
+    return _with_gelu(dce(_with_bias(dce(rewrite.builder_.get()))))
 
 
-# oneDNN's linear on packed weights ran 11-17% faster than MKL's products on the transposed weights
-# (BERT-base's dense layers, micro-benchmark in one process, 2026-12-05; the model: 84 ms against
-# 109 eager)
 _PACKS = torch.backends.mkldnn.is_available()
 
 
@@ -145,17 +147,6 @@ def _with_bias(mod: tvm.IRModule) -> tvm.IRModule:
     feeds TVM's kernels is fused into them (``addmm`` copies the bias first: 28 µs)."""
     bound: dict = {}  # of the function being folded
     consumers: dict = {}
-
-    @relax.expr_functor.visitor
-    class Uses(relax.PyExprVisitor):
-        def visit_var_binding_(self, binding):
-            bound[binding.var] = binding.value
-            if isinstance(binding.value, relax.Call):
-                for arg in binding.value.args:
-                    for v in (arg.fields if isinstance(arg, relax.Tuple) else [arg]):
-                        if isinstance(v, relax.Var):
-                            consumers.setdefault(v, []).append(binding.var)
-            super().visit_var_binding_(binding)
 
     def feeds_products(var) -> bool:
         users = consumers.get(var, [])
@@ -191,15 +182,81 @@ def _with_bias(mod: tvm.IRModule) -> tvm.IRModule:
     fold = Fold(mod)
     for gv, f in mod.functions.items():
         if isinstance(f, relax.Function):
-            bound.clear()
-            consumers.clear()
-            Uses().visit_expr(f)
+            bound, consumers = _uses(f)
             to_fold[:] = [(value, *pair) for var, value in bound.items()
                           if isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op)
                           and value.op.name == "relax.add" and (pair := folded(value)) is not None
                           and (_calls(pair[0], LINEAR) or feeds_products(var))]
             fold.builder_.update_func(gv, fold.visit_expr(f))
     return fold.builder_.get()
+
+
+_GELU = {"relax.nn.gelu": "none", "relax.nn.gelu_tanh": "tanh"}  # -> oneDNN's GELU algorithm
+
+
+def _with_gelu(mod: tvm.IRModule) -> tvm.IRModule:
+    """``gelu(product)`` by a packed weight (through views, nothing else reading the product)
+    becomes the product alone, with oneDNN applying the GELU as it writes the output: a TVM
+    kernel less, which read and wrote BERT-base's 128 x 3072 activations once more per layer."""
+    found: dict = {}  # the product's call -> (the GELU's call, algorithm), per function
+
+    def product_under(var, bound, consumers):
+        while isinstance(var, relax.Var) and len(consumers.get(var, [])) == 1:
+            value = bound.get(var)
+            if _calls(value, LINEAR) or _calls(value, LINEAR_BIAS):
+                return value
+            if not _is_view(value):
+                return None
+            var = value.args[0]
+        return None
+
+    @relax.expr_functor.mutator
+    class Fuse(relax.PyExprMutator):
+        def visit_call_(self, call):
+            for product, (gelu, algorithm) in found.items():
+                if call.same_as(gelu):
+                    return self.visit_expr(call.args[0])  # the product's output is the GELU's
+                if call.same_as(product):
+                    *args, spec = (self.visit_expr(x) for x in call.args[1:])
+                    steps = json.loads(spec.value)
+                    return relax.op.call_pure_packed(str(call.args[0].global_symbol), *args,
+                                                     _spec([steps[0], "gelu", algorithm]),
+                                                     ty_args=call.ty)
+            return super().visit_call_(call)
+
+    fuse = Fuse(mod)
+    for gv, f in mod.functions.items():
+        if isinstance(f, relax.Function):
+            bound, consumers = _uses(f)
+            found.clear()
+            for value in bound.values():
+                if (isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op)
+                        and value.op.name in _GELU):
+                    product = product_under(value.args[0], bound, consumers)
+                    if product is not None:
+                        found[product] = (value, _GELU[value.op.name])
+            fuse.builder_.update_func(gv, fuse.visit_expr(f))
+    return fuse.builder_.get()
+
+
+def _uses(f: relax.Function) -> tuple:
+    """(variable -> the value bound to it, variable -> the variables bound to calls reading it)."""
+    bound: dict = {}
+    consumers: dict = {}
+
+    @relax.expr_functor.visitor
+    class Uses(relax.PyExprVisitor):
+        def visit_var_binding_(self, binding):
+            bound[binding.var] = binding.value
+            if isinstance(binding.value, relax.Call):
+                for arg in binding.value.args:
+                    for v in (arg.fields if isinstance(arg, relax.Tuple) else [arg]):
+                        if isinstance(v, relax.Var):
+                            consumers.setdefault(v, []).append(binding.var)
+            super().visit_var_binding_(binding)
+
+    Uses().visit_expr(f)
+    return bound, consumers
 
 
 def _is_view(expr) -> bool:

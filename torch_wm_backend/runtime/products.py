@@ -74,9 +74,13 @@ def _linear(a, packed: PackedWeight, spec) -> torch.Tensor:
 
 
 def _linear_bias(a, packed: PackedWeight, bias, spec) -> torch.Tensor:
-    a = _view(torch.from_dlpack(a), _steps(str(spec))[0])
+    """``spec``: [a's view steps] or [steps, "gelu", algorithm]: oneDNN applies the GELU to the
+    output as it writes it."""
+    steps, *post = _steps(str(spec))
+    a = _view(torch.from_dlpack(a), steps)
     bias = None if bias is None else torch.from_dlpack(bias)
-    return torch.ops.mkldnn._linear_pointwise(a, packed.tensor, bias, "none", [], "")
+    attr, algorithm = post if post else ("none", "")
+    return torch.ops.mkldnn._linear_pointwise(a, packed.tensor, bias, attr, [], algorithm)
 
 
 tvm_ffi.register_global_func(MATMUL, _matmul, override=True)
