@@ -189,7 +189,8 @@ def write_markdown(out, folder=RESULTS, stem="e2e"):
               "graph in PyTorch: *one module* — the whole graph in one TVM module, weights frozen; "
               "*partitioned* — the subgraphs kept in TVM, the rest in PyTorch; *eager* — Dynamo's graph "
               "in PyTorch, no TVM kernel runs; *PyTorch's matrix products* — the module calls "
-              "`torch.matmul` for its products (the `matmul` option), its other kernels TVM's. "
+              "PyTorch's products (the `matmul` option: oneDNN on packed weights, `torch.matmul` for "
+              "the others), its other kernels TVM's. "
               "TVM calls: TVM kernel (VM) calls in one model call.", "",
               "| model / variant | subgraphs compiled | kept in TVM | graph run | TVM calls per call |",
               "|---|---|---|---|---|"]

@@ -5,7 +5,7 @@ the layout through the operators that say how (adds, batch norm's arithmetic, Re
 operator that does not, it transposes back to NCHW and forward again. A clip (ReLU6: every
 activation of MobileNetV2) is one such operator in TVM 0.27, and its round trips were 18% of
 MobileNetV2's tuned module (two transpose-clip-transpose kernels: 1,138 µs and 3 × 312,
-benchmarks/results/kernels_mobilenet_v2_nhwc.md, 2026-12-06). An elementwise operator commutes
+benchmarks/results/kernels_mobilenet_v2_nhwc_clip_transposed.md, 2026-12-06). An elementwise operator commutes
 with any transpose, so a transpose, clip and the inverse transpose become the clip alone, which
 then fuses into the convolution's kernel."""
 from __future__ import annotations
