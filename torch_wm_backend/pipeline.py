@@ -173,6 +173,8 @@ def _build(name, target, eager, args, device, settings, store, budget, weights=(
     if not built:  # never trade a correct result for a fast one
         return {}, extra
     matmul = next(iter(built))
+    if "pytorch" in built:  # raced as it will run: its own kernels on the calling thread
+        built["pytorch"][0].matmul = "pytorch"
     if len(built) > 1:
         from .select import products_race
 

@@ -146,3 +146,24 @@ def test_attentions_operands_reach_pytorch_as_views_not_copies():
     with torch.no_grad():
         want = model(x).last_hidden_state
     torch.testing.assert_close(kernel(args)[0], want, atol=1e-4, rtol=1e-4)
+
+
+def test_the_module_with_pytorchs_products_races_as_it_will_run(tmp_path, monkeypatch):
+    from torch_wm_backend import select
+
+    seen = {}
+    real = select.products_race
+
+    def spy(name, kernels, args, device, timer=None):
+        seen.update({side: k.matmul for side, k in kernels.items()})
+        return real(name, kernels, args, device, timer)
+
+    monkeypatch.setattr(select, "products_race", spy)
+    torch.manual_seed(0)
+    model, x = Block().eval(), torch.randn(1, 8, 32)
+    compiled = torch.compile(model, backend=functools.partial(tvm_wm, timer=FakeTimer(default_win=True)),
+                             options={"trials": 0, "matmul": "auto", "cache_dir": str(tmp_path)})
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), model(x), atol=1e-5, rtol=1e-5)
+    # its own kernels on the calling thread in the race too, as after it is loaded
+    assert seen == {"tvm": "tvm", "pytorch": "pytorch"}
