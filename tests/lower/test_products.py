@@ -14,7 +14,8 @@ from torch_wm_backend.lower import variants
 from torch_wm_backend.lower.freeze import exported
 from torch_wm_backend.lower.target import cpu_target
 from torch_wm_backend.runtime.kernel import kernel_for
-from torch_wm_backend.runtime.products import LINEAR, LINEAR_BIAS, LINEAR_PACK, MATMUL, MATMUL_BIAS
+from torch_wm_backend.runtime.products import (LINEAR, LINEAR_BIAS, LINEAR_PACK, MATMUL, MATMUL_BIAS,
+                                              PackedWeight)
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "select"))
 from fake_timer import FakeTimer  # noqa: E402
@@ -67,6 +68,10 @@ def test_packed_weights_follow_the_users_weights_and_count_as_prepared_memory():
     kernel(args)
     # two packed weights (oneDNN may pad them): at least their 2 x 32 x 64 floats
     assert torch_wm_backend.stats()["prepared_weight_bytes"] >= 2 * 32 * 64 * 4
+    # and only they: the biases and the layer norm's weights are the user's tensors, passed through
+    packed = [p for p in kernel._prepared if isinstance(p, PackedWeight)]
+    assert len(packed) == 2 and len(kernel._prepared) > 2
+    assert torch_wm_backend.stats()["prepared_weight_bytes"] == sum(p.nbytes for p in packed)
     with torch.no_grad():
         model.up.weight.mul_(-2.0)  # in place: the tensors the compiled graph was given
         torch.testing.assert_close(kernel(args)[0], model(x), atol=1e-5, rtol=1e-5)

@@ -90,12 +90,11 @@ def to_pytorch(mod: tvm.IRModule, num_input: int | None = None) -> tvm.IRModule:
             if (not any(b.same_as(x) for x in weights) or a is None or w is None or len(a) < 2
                     or len(w) != 2 or a[-1] != w[1 if transposed else 0]):
                 return None
-            key = (b, transposed, math.prod(a[:-1]))
-            found = next((v for k, v in packs.items() if k[0].same_as(b) and k[1:] == key[1:]), None)
-            if found is None:
-                found = packs[key] = self.builder_.emit(relax.op.call_pure_packed(
+            key = (b, transposed, math.prod(a[:-1]))  # a Var hashes and compares by identity
+            if key not in packs:
+                packs[key] = self.builder_.emit(relax.op.call_pure_packed(
                     LINEAR_PACK, b, _spec([transposed, key[2]]), ty_args=relax.ObjectType()))
-            return found
+            return packs[key]
 
         def viewed(self, operand):
             """(the tensor ``operand`` is a view of, the steps from it to ``operand``)."""

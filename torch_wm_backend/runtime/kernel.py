@@ -14,6 +14,7 @@ from tvm import relax
 
 from .. import counters, threads
 from ..lower.target import tvm_device
+from .products import PackedWeight
 
 
 class Kernel:
@@ -99,9 +100,9 @@ class FrozenKernel(Kernel):
 def _bytes(prepared, held) -> int:
     """Memory of the prepared weights that are not the user's tensors passed through (PyTorch's
     packed weights, runtime/products.py, count too)."""
-    return sum(p.numel() * p.element_size() if isinstance(p, torch.Tensor) else p.nbytes
+    return sum(p.nbytes if isinstance(p, PackedWeight) else p.numel() * p.element_size()
                for p in prepared
-               if (isinstance(p, torch.Tensor) and p.data_ptr() not in held) or hasattr(p, "nbytes"))
+               if isinstance(p, PackedWeight) or (isinstance(p, torch.Tensor) and p.data_ptr() not in held))
 
 
 def kernel_for(executable, device: torch.device, weights: tuple = ()) -> Kernel:
