@@ -29,13 +29,13 @@ WAYS = ("pytorch_linear", "mkl_addmm_transposed", "onednn_packed")
 
 def layers(k: int, n: int) -> dict:
     """way -> 12 callables of one input, each with a weight of its own; checked against F.linear."""
-    from torch_wm_backend.runtime.products import PackedWeight
+    from torch_wm_backend.runtime.products import linear_packed
 
     out = {w: [] for w in WAYS}
     x = torch.randn(ROWS, k)
     for _ in range(LAYERS):
         weight, bias = torch.randn(n, k) / k ** 0.5, torch.randn(n)
-        transposed, packed = weight.t().contiguous(), PackedWeight(weight, ROWS)
+        transposed, packed = weight.t().contiguous(), linear_packed(weight, ROWS)
         calls = {
             "pytorch_linear": lambda a, w=weight, b=bias: torch.nn.functional.linear(a, w, b),
             "mkl_addmm_transposed": lambda a, t=transposed, b=bias: torch.addmm(b, a, t),

@@ -48,8 +48,11 @@ class Settings:
         (benchmarks/results/layout_rewrite.md).
     matmul: who computes the float32 matrix products of a whole-graph inference module on the CPU:
         "tvm", the default (tuned kernels), "pytorch" (PyTorch's products called from inside the
-        TVM module — oneDNN's linear on weights packed once, ``torch.matmul`` for the others — with
-        everything around the products still TVM's; their tuning is skipped), or "auto": both modules are built and the faster in a race is kept (pipeline.py).
+        TVM module — oneDNN's linear on weights packed once, ``torch.matmul`` for the others, and
+        in a channels-last module oneDNN's convolutions on packed weights with the batch norm,
+        bias, residual add and ReLU/ReLU6 after them folded in — with everything else still TVM's;
+        their tuning is skipped), or "auto": both modules are built and the faster in a race is
+        kept (pipeline.py).
         Other modules and devices keep TVM's products. PyTorch's products pay only with TVM's idle
         workers asleep, as the backend sets them unless the user chose (threads.py).
     """

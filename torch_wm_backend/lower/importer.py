@@ -99,15 +99,22 @@ def variants(gm: torch.fx.GraphModule, inputs: list, weights: tuple = (), layout
     ordered = [x for i, x in enumerate(inputs) if i not in weights] + [inputs[i] for i in weights]
     mod = GraphModuleImporter().import_graph_module(weights_last(gm, weights), ordered)
     # before lifting: the weights' transposes are prepared once with them
-    if chosen_layout(layout, gm, inputs) == "NHWC":
+    nhwc = chosen_layout(layout, gm, inputs) == "NHWC"
+    if nhwc:
         from .layout import to_nhwc
 
         mod = to_nhwc(mod)
     num_input = len(inputs) - len(weights)
-    pytorch = "pytorch" in matmuls and has_products(mod)
+    theirs = None
+    if "pytorch" in matmuls:  # PyTorch's products, oneDNN's convolutions in channels-last modules
+        from .convolutions import to_onednn
+
+        theirs = to_pytorch(mod, num_input) if has_products(mod) else mod
+        theirs = to_onednn(theirs, num_input) if nhwc else theirs
+        theirs = None if theirs is mod else theirs  # nothing PyTorch would compute
     out = {}
-    if "tvm" in matmuls or not pytorch:
+    if "tvm" in matmuls or theirs is None:
         out["tvm"] = lift_weights(mod, num_input, weight_layouts)
-    if pytorch:
-        out["pytorch"] = lift_weights(to_pytorch(mod, num_input), num_input, weight_layouts)
+    if theirs is not None:
+        out["pytorch"] = lift_weights(theirs, num_input, weight_layouts)
     return out

@@ -239,7 +239,8 @@ def _with_gelu(mod: tvm.IRModule) -> tvm.IRModule:
 
 
 def _uses(f: relax.Function) -> tuple:
-    """(variable -> the value bound to it, variable -> the variables bound to calls reading it)."""
+    """(variable -> the value bound to it, variable -> the variables bound to calls reading it or
+    to an item of it)."""
     bound: dict = {}
     consumers: dict = {}
 
@@ -247,7 +248,10 @@ def _uses(f: relax.Function) -> tuple:
     class Uses(relax.PyExprVisitor):
         def visit_var_binding_(self, binding):
             bound[binding.var] = binding.value
-            if isinstance(binding.value, relax.Call):
+            if isinstance(binding.value, relax.TupleGetItem):
+                if isinstance(binding.value.tuple_value, relax.Var):
+                    consumers.setdefault(binding.value.tuple_value, []).append(binding.var)
+            elif isinstance(binding.value, relax.Call):
                 for arg in binding.value.args:
                     for v in (arg.fields if isinstance(arg, relax.Tuple) else [arg]):
                         if isinstance(v, relax.Var):

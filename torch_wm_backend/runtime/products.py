@@ -22,13 +22,18 @@ LINEAR_BIAS = "tvm_wm.torch_linear_bias"
 
 
 class PackedWeight:
-    """A weight in oneDNN's own layout for its products, for ``rows`` rows of input: opaque to TVM,
-    which only hands it from the weights' preparation to the products. ``nbytes``: its memory."""
+    """A weight in oneDNN's own layout (a copy, reordered): opaque to TVM, which only hands it from
+    the weights' preparation to the products. ``nbytes``: its memory."""
     __slots__ = ("tensor", "nbytes")
 
-    def __init__(self, weight: torch.Tensor, rows: int):
-        self.tensor = torch.ops.mkldnn._reorder_linear_weight(weight, rows)  # a copy, reordered
-        self.nbytes = self.tensor.numel() * self.tensor.element_size()
+    def __init__(self, packed: torch.Tensor):
+        self.tensor = packed
+        self.nbytes = packed.numel() * packed.element_size()
+
+
+def linear_packed(weight: torch.Tensor, rows: int) -> PackedWeight:
+    """A linear layer's weight (out x in) packed for products of ``rows`` rows of input."""
+    return PackedWeight(torch.ops.mkldnn._reorder_linear_weight(weight, rows))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -66,7 +71,7 @@ def _linear_pack(weight, spec) -> PackedWeight:
     (out x in), as oneDNN wants it; one it takes as is (in x out) is transposed for it."""
     transposed, rows = _steps(str(spec))
     weight = torch.from_dlpack(weight)
-    return PackedWeight(weight if transposed else weight.t(), rows)
+    return linear_packed(weight if transposed else weight.t(), rows)
 
 
 def _linear(a, packed: PackedWeight, spec) -> torch.Tensor:

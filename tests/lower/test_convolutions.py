@@ -1,0 +1,109 @@
+"""Convolutions computed by oneDNN from inside a channels-last TVM module (the ``matmul`` option's
+"pytorch"): bias, batch norm, residual add and activation folded in, weights packed once with
+their preparation, the module's other kernels TVM's, and PyTorch's values."""
+import functools
+import os
+import re
+import sys
+
+import torch
+
+import torch_wm_backend
+from torch_wm_backend.backend import tvm_wm
+from torch_wm_backend.build import build
+from torch_wm_backend.lower import variants
+from torch_wm_backend.lower.freeze import exported
+from torch_wm_backend.lower.target import cpu_target
+from torch_wm_backend.runtime.convolutions import CONV, CONV_PACK
+from torch_wm_backend.runtime.kernel import kernel_for
+from torch_wm_backend.runtime.products import PackedWeight
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "select"))
+from fake_timer import FakeTimer  # noqa: E402
+
+
+class Net(torch.nn.Module):
+    """conv + BN + ReLU6, a 1x1 conv with bias and a residual add + ReLU, a strided depthwise conv
+    + BN, a second residual whose two sides are both convolutions (ResNet's downsampling), pooling."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(8, 16, 3, padding=1, bias=False)
+        self.bn = torch.nn.BatchNorm2d(16)
+        self.point = torch.nn.Conv2d(16, 16, 1)
+        self.depth = torch.nn.Conv2d(16, 16, 3, stride=2, padding=1, groups=16, bias=False)
+        self.bn2 = torch.nn.BatchNorm2d(16)
+        self.down = torch.nn.Conv2d(16, 16, 1, stride=2, bias=False)
+        self.bn3 = torch.nn.BatchNorm2d(16)
+        for bn in (self.bn, self.bn2, self.bn3):  # statistics a trained model has, not 0 and 1
+            bn.running_mean.uniform_(-1, 1)
+            bn.running_var.uniform_(0.5, 2)
+            bn.weight.data.uniform_(0.5, 2)
+            bn.bias.data.uniform_(-1, 1)
+
+    def forward(self, x):
+        y = torch.clamp(self.bn(self.conv(x)), 0, 6)
+        z = torch.relu(self.point(y) + y)
+        w = torch.relu(self.bn2(self.depth(z)) + self.bn3(self.down(z)))
+        return w.mean((2, 3))
+
+
+def _lowered(model, x, matmuls=("tvm", "pytorch")):
+    gm, args, weights = exported(model, (x,))
+    return variants(gm, args, weights, layout="NHWC", matmuls=matmuls), args, weights
+
+
+def test_convolutions_call_onednn_with_what_follows_them_folded():
+    torch.manual_seed(0)
+    model, x = Net().eval(), torch.randn(2, 8, 12, 12)
+    mods, args, weights = _lowered(model, x)
+    ours, theirs = mods["tvm"], mods["pytorch"]
+    assert any("conv2d" in gv.name_hint for gv in ours.functions)
+    main = str(theirs["main"])
+    # every convolution is oneDNN's: no TVM convolution, batch norm, clip or add kernel is left
+    assert main.count(CONV) == 4 and CONV_PACK not in main
+    kernels = re.findall(r"call_tir\((\w+),", main)  # a call's own kernels (the preparation's aside)
+    assert kernels == ["transpose", "mean"], kernels
+    assert '\\"post\\":[\\"hardtanh\\",[0.0,6.0]]' in main and main.count('\\"add\\":true') == 2
+    # the packing (and the batch norms' folding) is the weights' preparation, done once
+    assert str(theirs["main_transform_params"]).count(CONV_PACK) == 4
+    kernel = kernel_for(build(theirs, cpu_target()), torch.device("cpu"), weights)
+    with torch.no_grad():
+        torch.testing.assert_close(kernel(args)[0], model(x), atol=1e-5, rtol=1e-5)
+    assert sum(isinstance(p, PackedWeight) for p in kernel._prepared) == 4
+
+
+def test_packed_convolution_weights_follow_the_users_weights():
+    torch.manual_seed(0)
+    model, x = Net().eval(), torch.randn(1, 8, 12, 12)
+    mods, args, weights = _lowered(model, x, ("pytorch",))
+    kernel = kernel_for(build(mods["pytorch"], cpu_target()), torch.device("cpu"), weights)
+    kernel(args)
+    with torch.no_grad():
+        model.conv.weight.mul_(-0.5)  # in place: the tensors the compiled graph was given
+        model.bn2.running_var.mul_(3.0)  # folded into the depthwise convolution's weight
+        torch.testing.assert_close(kernel(args)[0], model(x), atol=1e-5, rtol=1e-5)
+
+
+def test_nchw_modules_keep_tvms_convolutions():
+    torch.manual_seed(0)
+    model, x = Net().eval(), torch.randn(1, 8, 12, 12)
+    gm, args, weights = exported(model, (x,))
+    assert set(variants(gm, args, weights, layout="NCHW", matmuls=("pytorch",))) == {"tvm"}
+
+
+def test_a_compiled_cnn_runs_its_module_with_onednns_convolutions(tmp_path):
+    torch.manual_seed(0)
+    model, x = Net().eval(), torch.randn(1, 8, 12, 12)
+    torch_wm_backend.reset_stats()
+    timer = FakeTimer(default_win=True)  # the whole graph, frozen, wins its race
+    compiled = torch.compile(model, backend=functools.partial(tvm_wm, timer=timer), options={
+        "trials": 0, "matmul": "pytorch", "cache_dir": str(tmp_path)})
+    with torch.no_grad():
+        want = model(x)
+        torch.testing.assert_close(compiled(x), want, atol=1e-5, rtol=1e-5)
+        stats = torch_wm_backend.stats()
+        assert stats["modules_pytorch_products"] == 1 and stats["graphs_one_module"] == 1
+        torch_wm_backend.reset_stats()
+        torch.testing.assert_close(compiled(x), want, atol=1e-5, rtol=1e-5)
+    assert torch_wm_backend.stats()["kernel_calls"] == 1  # TVM's module ran, one VM call
