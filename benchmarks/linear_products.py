@@ -1,7 +1,7 @@
-"""A linear layer's product three ways, CPU, BERT-base's dense shapes (128 tokens): PyTorch's
+"""A linear layer's product four ways, CPU, BERT-base's dense shapes (128 tokens): PyTorch's
 ``F.linear`` (what eager runs), MKL's ``addmm`` on the weight's transposed copy (what a module with
-PyTorch's products ran before packing), and oneDNN's linear on the packed weight (what it runs now:
-runtime/products.py ``PackedWeight``).
+PyTorch's products ran before packing), oneDNN's linear on the packed weight (runtime/products.py
+``PackedWeight``) and MKL's packed GEMM (what Inductor's frozen-weights mode calls).
 
 A model streams each layer's weight once per call, so each reading cycles through 12 weights of a
 shape (BERT-base's 12 layers: 28-113 MB, beyond the caches) rather than one weight kept hot.
@@ -24,7 +24,7 @@ RESULTS = os.path.join(HERE, "results")
 ROWS, LAYERS = 128, 12
 SHAPES = {"attention_768x768": (768, 768), "intermediate_768x3072": (768, 3072),
           "output_3072x768": (3072, 768)}  # (in, out)
-WAYS = ("pytorch_linear", "mkl_addmm_transposed", "onednn_packed")
+WAYS = ("pytorch_linear", "mkl_addmm_transposed", "onednn_packed", "mkl_packed")
 
 
 def layers(k: int, n: int) -> dict:
@@ -41,6 +41,9 @@ def layers(k: int, n: int) -> dict:
             "mkl_addmm_transposed": lambda a, t=transposed, b=bias: torch.addmm(b, a, t),
             "onednn_packed": lambda a, p=packed, b=bias: torch.ops.mkldnn._linear_pointwise(
                 a, p.tensor, b, "none", [], ""),
+            # MKL's packed GEMM (what Inductor's freezing calls for a float32 linear on the CPU)
+            "mkl_packed": lambda a, p=torch.ops.mkl._mkl_reorder_linear_weight(weight, ROWS), w=weight,
+            b=bias: torch.ops.mkl._mkl_linear(a, p, w, b, ROWS),
         }
         want = calls["pytorch_linear"](x)
         for way, fn in calls.items():
@@ -83,16 +86,17 @@ def main():
         print(label, {w: round(v, 1) for w, v in med.items()}, flush=True)
     json.dump(out, open(os.path.join(RESULTS, f"{args.name}.json"), "w"), indent=1)
     lines = heading("A linear layer's product: PyTorch's linear, MKL on the transposed weight, "
-                    "oneDNN on the packed weight", out["machine"])
+                    "oneDNN and MKL on packed weights", out["machine"])
     lines += ["", f"{ROWS} rows (BERT-base at 128 tokens), bias added, fp32. Median of {args.rounds} "
               f"interleaved rounds; each reading the mean per call while cycling {args.calls} times "
               f"through {LAYERS} weights of the shape (µs per call, GFLOP/s).", "",
               "| shape (in x out) | PyTorch linear | MKL addmm, transposed copy | oneDNN, packed | "
-              "packed / linear |", "|---|---|---|---|---|"]
+              "MKL, packed | oneDNN packed / linear | MKL packed / linear |", "|---|---|---|---|---|---|---|"]
     for label, r in out["shapes"].items():
         m, g = r["median_us"], r["gflops"]
         cells = " | ".join(f"{m[w]:.0f} ({g[w]:.0f})" for w in WAYS)
-        lines.append(f"| {label} | {cells} | ×{m['onednn_packed'] / m['pytorch_linear']:.2f} |")
+        lines.append(f"| {label} | {cells} | ×{m['onednn_packed'] / m['pytorch_linear']:.2f} | "
+                     f"×{m['mkl_packed'] / m['pytorch_linear']:.2f} |")
     open(os.path.join(RESULTS, f"{args.name}.md"), "w").write("\n".join(lines) + "\n")
 
 

@@ -47,6 +47,9 @@ def test_a_frozen_module_calls_pytorch_for_its_products_and_keeps_its_other_kern
     # products by weights: oneDNN's linear, the weights packed with their preparation, not per call
     assert LINEAR_BIAS in str(mods["pytorch"]["main"]) and LINEAR_PACK not in str(mods["pytorch"]["main"])
     assert str(mods["pytorch"]["main_transform_params"]).count(LINEAR_PACK) == 2
+    # the weight whose product applies a GELU is oneDNN's, the other MKL's packed GEMM
+    assert str(mods["pytorch"]["main_transform_params"]).count('\\"mkl\\"') == (
+        1 if torch.backends.mkl.is_available() else 0)
     assert LINEAR not in mods["tvm"].script() and MATMUL not in mods["tvm"].script()
     kernel = kernel_for(build(mods["pytorch"], cpu_target()), torch.device("cpu"), weights)
     torch.testing.assert_close(kernel(args)[0], model(x), atol=1e-5, rtol=1e-5)

@@ -127,7 +127,7 @@ def to_pytorch(mod: tvm.IRModule, num_input: int | None = None) -> tvm.IRModule:
             rewrite.builder_.update_func(gv, rewrite.visit_expr(f))
     # the views' own kernels, then the products a bias took over, now unused, go; GELUs last
     dce = relax.transform.DeadCodeElimination()
-    return _with_gelu(dce(_with_bias(dce(rewrite.builder_.get()))))
+    return _pack_kinds(_with_gelu(dce(_with_bias(dce(rewrite.builder_.get())))))
 
 
 _PACKS = torch.backends.mkldnn.is_available()
@@ -236,6 +236,48 @@ def _with_gelu(mod: tvm.IRModule) -> tvm.IRModule:
                         found[product] = (value, _GELU[value.op.name])
             fuse.builder_.update_func(gv, fuse.visit_expr(f))
     return fuse.builder_.get()
+
+
+_MKL = torch.backends.mkl.is_available()
+
+
+def _pack_kinds(mod: tvm.IRModule) -> tvm.IRModule:
+    """Whose packed layout each weight takes: MKL's packed GEMM (what Inductor's frozen-weights
+    mode calls) ran 9–36% faster than oneDNN's linear on BERT-base's shapes
+    (benchmarks/results/linear_products.md), but applies no GELU; a weight whose products apply
+    one keeps oneDNN's. MKL's packed copy is larger (×2.2–×4.9 the weight, where oneDNN's is ×1)."""
+    if not _MKL:
+        return mod
+    kinds: dict = {}  # the packed weight's variable -> "mkl" or "onednn"
+
+    @relax.expr_functor.visitor
+    class Find(relax.PyExprVisitor):
+        def visit_call_(self, call):
+            if _calls(call, LINEAR) or _calls(call, LINEAR_BIAS):
+                packed, spec = call.args[2], call.args[-1]
+                gelu = "gelu" in json.loads(spec.value)[1:]
+                kinds[packed] = "onednn" if gelu or kinds.get(packed) == "onednn" else "mkl"
+            super().visit_call_(call)
+
+    @relax.expr_functor.mutator
+    class Mark(relax.PyExprMutator):
+        def visit_var_binding_(self, binding):
+            if _calls(binding.value, LINEAR_PACK) and kinds.get(binding.var) == "mkl":
+                weight, spec = binding.value.args[1:]
+                marked = relax.op.call_pure_packed(LINEAR_PACK, self.visit_expr(weight),
+                                                   _spec([*json.loads(spec.value), "mkl"]),
+                                                   ty_args=relax.ObjectType())
+                self.builder_.emit_normalized(relax.VarBinding(binding.var, self.builder_.normalize(marked)))
+                return
+            super().visit_var_binding_(binding)
+
+    mark = Mark(mod)
+    for gv, f in mod.functions.items():
+        if isinstance(f, relax.Function):
+            kinds.clear()
+            Find().visit_expr(f)
+            mark.builder_.update_func(gv, mark.visit_expr(f))
+    return mark.builder_.get()
 
 
 def _uses(f: relax.Function) -> tuple:

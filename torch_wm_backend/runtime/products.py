@@ -22,17 +22,21 @@ LINEAR_BIAS = "tvm_wm.torch_linear_bias"
 
 
 class PackedWeight:
-    """A weight in oneDNN's own layout (a copy, reordered): opaque to TVM, which only hands it from
-    the weights' preparation to the products. ``nbytes``: its memory."""
-    __slots__ = ("tensor", "nbytes")
+    """A weight in oneDNN's or MKL's own layout (a copy, reordered): opaque to TVM, which only hands
+    it from the weights' preparation to the products. ``nbytes``: its memory. An MKL-packed
+    linear weight keeps the weight it came from (MKL's product takes both) and its row count."""
+    __slots__ = ("tensor", "nbytes", "weight", "rows")
 
-    def __init__(self, packed: torch.Tensor):
-        self.tensor = packed
+    def __init__(self, packed: torch.Tensor, weight: torch.Tensor | None = None, rows: int = 0):
+        self.tensor, self.weight, self.rows = packed, weight, rows
         self.nbytes = packed.numel() * packed.element_size()
 
 
-def linear_packed(weight: torch.Tensor, rows: int) -> PackedWeight:
-    """A linear layer's weight (out x in) packed for products of ``rows`` rows of input."""
+def linear_packed(weight: torch.Tensor, rows: int, kind: str = "onednn") -> PackedWeight:
+    """A linear layer's weight (out x in) packed for products of ``rows`` rows of input, for
+    oneDNN's linear or (``kind`` "mkl") MKL's packed GEMM."""
+    if kind == "mkl":
+        return PackedWeight(torch.ops.mkl._mkl_reorder_linear_weight(weight, rows), weight, rows)
     return PackedWeight(torch.ops.mkldnn._reorder_linear_weight(weight, rows))
 
 
@@ -67,11 +71,15 @@ def _matmul_bias(a, b, bias, spec, out) -> None:
 
 
 def _linear_pack(weight, spec) -> PackedWeight:
-    """``spec``: [transposed, rows]. A weight the product takes transposed is a linear layer's
-    (out x in), as oneDNN wants it; one it takes as is (in x out) is transposed for it."""
-    transposed, rows = _steps(str(spec))
+    """``spec``: [transposed, rows] or [transposed, rows, "mkl"]. A weight the product takes
+    transposed is a linear layer's (out x in), as oneDNN and MKL want it; one it takes as is
+    (in x out) is transposed for them."""
+    transposed, rows, *kind = _steps(str(spec))
     weight = torch.from_dlpack(weight)
-    return linear_packed(weight if transposed else weight.t(), rows)
+    packed = linear_packed(weight if transposed else weight.t().contiguous(), rows, *kind)
+    if packed.weight is not None and not transposed:  # MKL keeps the transposed copy too
+        packed.nbytes += packed.weight.numel() * packed.weight.element_size()
+    return packed
 
 
 def _linear(a, packed: PackedWeight, spec) -> torch.Tensor:
@@ -84,6 +92,8 @@ def _linear_bias(a, packed: PackedWeight, bias, spec) -> torch.Tensor:
     steps, *post = _steps(str(spec))
     a = _view(torch.from_dlpack(a), steps)
     bias = None if bias is None else torch.from_dlpack(bias)
+    if packed.weight is not None:  # MKL's packed GEMM (lower/products.py: no GELU then)
+        return torch.ops.mkl._mkl_linear(a, packed.tensor, packed.weight, bias, packed.rows)
     attr, algorithm = post if post else ("none", "")
     return torch.ops.mkldnn._linear_pointwise(a, packed.tensor, bias, attr, [], algorithm)
 
