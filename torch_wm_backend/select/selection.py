@@ -14,7 +14,7 @@ from .. import counters
 from .choice import Choice, choose
 
 log = logging.getLogger("torch_wm_backend")
-FORMAT = "selection-1"
+FORMAT = "selection-2"  # races compare medians (race.py); choices made by fastest rounds are not reused
 
 
 class Selection:
