@@ -7,13 +7,14 @@ to eager PyTorch. Rewritten here, each float32 ``relax.matmul`` of a CPU module 
 function ``runtime/products.py`` registers; everything around the products (layer norm,
 softmax, residual adds) stays TVM's, fused and tuned, and the module is still one VM call.
 
-A product by a frozen weight (a linear layer's) is oneDNN's linear on the weight packed in
-oneDNN's own layout: the packing is lifted into the weights' preparation with their other work
-(freeze.py), done once per set of weights, and the packed weight replaces the transposed copy.
-oneDNN's linear on packed weights took ×0.87–×0.99 the time of PyTorch's ``F.linear`` and
-×0.93–×1.01 of MKL's product on the transposed copy (BERT-base's three dense shapes, weights
-streamed from memory as in a model: benchmarks/results/linear_products.md), and it adds the bias
-and a GELU after the product as it writes the output (``_with_bias``, ``_with_gelu``).
+A product by a frozen weight (a linear layer's) is MKL's packed GEMM or oneDNN's linear on the
+weight packed in that library's own layout: the packing is lifted into the weights' preparation
+with their other work (freeze.py), done once per set of weights, and the packed weight replaces the
+transposed copy. On BERT-base's three dense shapes, weights streamed from memory as in a model
+(benchmarks/results/linear_products.md, 2026-12-06), MKL's packed GEMM took ×0.64–×0.87 the time
+of PyTorch's ``F.linear`` and oneDNN's packed linear ×0.72–×0.95. oneDNN's adds a GELU after the
+product as it writes the output (``_with_gelu``), so a weight whose product has one keeps oneDNN's
+(``_pack_kinds``); both add the bias (``_with_bias``).
 
 Any other product (attention's) is ``torch.matmul`` into the output TVM planned. A product's
 operands reach PyTorch as the views they are in PyTorch: the reshapes, transposes and broadcasts
@@ -243,9 +244,10 @@ _MKL = torch.backends.mkl.is_available()
 
 def _pack_kinds(mod: tvm.IRModule) -> tvm.IRModule:
     """Whose packed layout each weight takes: MKL's packed GEMM (what Inductor's frozen-weights
-    mode calls) ran 9–36% faster than oneDNN's linear on BERT-base's shapes
+    mode calls) took 9–13% less time than oneDNN's linear on BERT-base's shapes
     (benchmarks/results/linear_products.md), but applies no GELU; a weight whose products apply
-    one keeps oneDNN's. MKL's packed copy is larger (×2.2–×4.9 the weight, where oneDNN's is ×1)."""
+    one keeps oneDNN's. MKL's packed buffer is larger (×2.2–×4.9 the weight's size on those shapes,
+    oneDNN's ×1): BERT-base's prepared weights take 935 MB, 343 MB with oneDNN's alone."""
     if not _MKL:
         return mod
     kinds: dict = {}  # the packed weight's variable -> "mkl" or "onednn"
