@@ -44,6 +44,21 @@ def test_a_hopeless_candidate_loses_after_one_timed_call():
     assert calls["candidate"] >= WARMUP + 2 + 2 * 5
 
 
+def test_a_side_fast_in_one_round_only_is_judged_by_its_typical_round():
+    """A candidate whose calls are fast once and slow otherwise (a module that varies by itself)
+    loses to a steady reference that is faster typically: rounds are compared by their median."""
+    from torch_wm_backend.select.race import Timer as RaceTimer
+
+    calls = [0]
+
+    def varying():  # one call per round (round_s is shorter than a call): the 4th call is fast
+        calls[0] += 1
+        spin(1e-3 if calls[0] == 4 else 3e-3)
+
+    timing = RaceTimer(rounds=5, round_s=1e-4).compare(varying, lambda: spin(2e-3), CPU)
+    assert timing.candidate_s > timing.reference_s and not timing.candidate_wins
+
+
 def test_a_busy_machine_is_noticed():
     import psutil
 
