@@ -27,7 +27,7 @@ def representative(target=None) -> list:
     chosen, seen = [], set()
     for net, count in NETWORKS.items():
         kept = 0
-        for task in network_tasks(zoo, net, target):  # heaviest (weight x flops) first
+        for task in network_tasks(zoo, net, target, "NCHW"):  # heaviest first; the layout they were chosen in
             h = task_hash(task)
             if h in seen or task_flops(task) < 1e6:
                 continue

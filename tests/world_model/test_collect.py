@@ -42,3 +42,28 @@ def test_training_without_data_or_with_no_members_is_one_line(tmp_path):
         main(["train", "--data", str(tmp_path)])
     with pytest.raises(SystemExit, match="tvm-wm train: --members must be at least 1"):
         main(["train", "--data", str(tmp_path), "--members", "0"])
+
+
+def test_held_out_workloads_cover_every_layout_the_data_holds(tmp_path):
+    """The collector measures a CNN channels-last, as the backend tunes it, while older records are
+    NCHW: a training task is dropped if its workload occurs in an evaluation network in either."""
+    import json
+    import types
+
+    import torch
+
+    from torch_wm_backend.lower.target import cpu_target
+    from torch_wm_backend.world_model.collect import LAYOUTS, eval_hashes, network_tasks, task_hash
+
+    def build(name):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU()).eval()
+        return net, (torch.randn(1, 3, 8, 8),)
+
+    zoo = types.SimpleNamespace(EVAL={"cnn": None}, build=build)
+    target = cpu_target()
+    per_layout = [{task_hash(t) for t in network_tasks(zoo, "cnn", target, layout)} for layout in LAYOUTS]
+    assert per_layout[0] != per_layout[1]  # NCHW and channels-last are other workloads
+    assert eval_hashes(zoo, tmp_path, target) == per_layout[0] | per_layout[1]
+    cached = json.loads((tmp_path / "eval_hashes.json").read_text())
+    assert cached["layouts"] == list(LAYOUTS)

@@ -32,7 +32,13 @@ def load_zoo(path: str):
     return mod
 
 
-def network_tasks(zoo, name: str, target, layout: str = "NCHW", weight_layouts: bool = False) -> list:
+# the layout option as the backend's default sets it (settings.py): a CNN's convolutions are
+# channels-last on the CPU. Records up to 2026-12-02 were collected with "NCHW".
+LAYOUT = "auto"
+LAYOUTS = ("NCHW", LAYOUT)  # every layout the data holds records of: held-out workloads in any
+
+
+def network_tasks(zoo, name: str, target, layout: str = LAYOUT, weight_layouts: bool = False) -> list:
     """Tuning tasks of a zoo network as the backend tunes an inference graph whose every op lowers
     (one module, weights frozen: lower/freeze.py; ``layout``, ``weight_layouts``: the options),
     heaviest (weight x flop) first."""
@@ -194,18 +200,21 @@ def _save_transitions(mod, target, cands, path: Path) -> None:
 
 
 def eval_hashes(zoo, out: Path, target) -> set:
-    """Workloads of the evaluation networks (cached beside the data, with the networks' names)."""
+    """Workloads of the evaluation networks in every layout the data holds (cached beside the
+    data, with the networks' names and the layouts)."""
     cache = out / "eval_hashes.json"
     names = sorted(zoo.EVAL)
     if cache.exists():
         held = json.loads(cache.read_text())
-        if isinstance(held, dict) and held.get("networks") == names:
+        if (isinstance(held, dict) and held.get("networks") == names
+                and held.get("layouts", ["NCHW"]) == list(LAYOUTS)):
             return set(held["hashes"])
     hashes = set()
     for name in names:
-        hashes |= {task_hash(t) for t in network_tasks(zoo, name, target)}
+        for layout in LAYOUTS:
+            hashes |= {task_hash(t) for t in network_tasks(zoo, name, target, layout)}
     out.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps({"networks": names, "hashes": sorted(hashes)}))
+    cache.write_text(json.dumps({"networks": names, "layouts": list(LAYOUTS), "hashes": sorted(hashes)}))
     return hashes
 
 
