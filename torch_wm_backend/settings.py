@@ -47,12 +47,15 @@ class Settings:
         Off by default: it slows the search about twice and its kernels were not faster throughout
         (benchmarks/results/layout_rewrite.md).
     matmul: who computes the float32 matrix products of a whole-graph inference module on the CPU:
-        "tvm", the default (tuned kernels), "pytorch" (PyTorch's products called from inside the
-        TVM module — oneDNN's linear on weights packed once, ``torch.matmul`` for the others, and
-        in a channels-last module oneDNN's convolutions on packed weights with the batch norm,
-        bias, residual add and ReLU/ReLU6 after them folded in — with everything else still TVM's;
-        their tuning is skipped), or "auto": both modules are built and the faster in a race is
-        kept (pipeline.py).
+        "tvm" (tuned kernels), "pytorch" (PyTorch's products called from inside the TVM module —
+        MKL's or oneDNN's on weights packed once, ``torch.matmul`` for the others, and in a
+        channels-last module oneDNN's convolutions on packed weights with the batch norm, bias,
+        residual add and ReLU/ReLU6 after them folded in — with everything else still TVM's; their
+        tuning is skipped), or "auto", the default: both modules are built and the faster in a race
+        is kept (pipeline.py). With "tvm", a CNN tuned a few trials per task ran slower than eager
+        and PyTorch ran instead, while its module with oneDNN's convolutions needs no tuning of
+        them (one-off, untuned, Intel Xeon, 2026-12-06: ResNet-50 ×1.41 of eager, MobileNetV2
+        ×1.58).
         Other modules and devices keep TVM's products. PyTorch's products pay only with TVM's idle
         workers asleep, as the backend sets them unless the user chose (threads.py).
     """
@@ -67,7 +70,7 @@ class Settings:
     runner: Optional[dict] = None
     layout: str = "auto"
     weight_layouts: bool = False
-    matmul: str = "tvm"
+    matmul: str = "auto"
 
     def __post_init__(self):
         if self.trials < 0:
