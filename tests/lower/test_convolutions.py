@@ -1,15 +1,11 @@
 """Convolutions computed by oneDNN from inside a channels-last TVM module (the ``matmul`` option's
 "pytorch"): bias, batch norm, residual add and activation folded in, weights packed once with
 their preparation, the module's other kernels TVM's, and PyTorch's values."""
-import functools
-import os
 import re
-import sys
 
 import torch
+from compiled_module import runs_one_module_with_pytorchs_products
 
-import torch_wm_backend
-from torch_wm_backend.backend import tvm_wm
 from torch_wm_backend.build import build
 from torch_wm_backend.lower import variants
 from torch_wm_backend.lower.freeze import exported
@@ -17,9 +13,6 @@ from torch_wm_backend.lower.target import cpu_target
 from torch_wm_backend.runtime.convolutions import CONV, CONV_PACK
 from torch_wm_backend.runtime.kernel import kernel_for
 from torch_wm_backend.runtime.products import PackedWeight
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "select"))
-from fake_timer import FakeTimer  # noqa: E402
 
 
 class Net(torch.nn.Module):
@@ -94,16 +87,4 @@ def test_nchw_modules_keep_tvms_convolutions():
 
 def test_a_compiled_cnn_runs_its_module_with_onednns_convolutions(tmp_path):
     torch.manual_seed(0)
-    model, x = Net().eval(), torch.randn(1, 8, 12, 12)
-    torch_wm_backend.reset_stats()
-    timer = FakeTimer(default_win=True)  # the whole graph, frozen, wins its race
-    compiled = torch.compile(model, backend=functools.partial(tvm_wm, timer=timer), options={
-        "trials": 0, "matmul": "pytorch", "cache_dir": str(tmp_path)})
-    with torch.no_grad():
-        want = model(x)
-        torch.testing.assert_close(compiled(x), want, atol=1e-5, rtol=1e-5)
-        stats = torch_wm_backend.stats()
-        assert stats["modules_pytorch_products"] == 1 and stats["graphs_one_module"] == 1
-        torch_wm_backend.reset_stats()
-        torch.testing.assert_close(compiled(x), want, atol=1e-5, rtol=1e-5)
-    assert torch_wm_backend.stats()["kernel_calls"] == 1  # TVM's module ran, one VM call
+    runs_one_module_with_pytorchs_products(Net().eval(), torch.randn(1, 8, 12, 12), tmp_path)

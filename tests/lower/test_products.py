@@ -18,6 +18,7 @@ from torch_wm_backend.runtime.products import (LINEAR, LINEAR_BIAS, LINEAR_PACK,
                                               PackedWeight)
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "select"))
+from compiled_module import runs_one_module_with_pytorchs_products  # noqa: E402
 from fake_timer import FakeTimer  # noqa: E402
 
 
@@ -92,21 +93,7 @@ def test_without_weights_or_products_there_is_one_module():
 
 def test_a_compiled_model_runs_its_module_with_pytorchs_products(tmp_path):
     torch.manual_seed(0)
-    model, x = Block().eval(), torch.randn(1, 8, 32)
-    torch_wm_backend.reset_stats()
-    timer = FakeTimer(default_win=True)  # the whole graph, frozen, wins its race
-    compiled = torch.compile(model, backend=functools.partial(tvm_wm, timer=timer), options={
-        "trials": 0, "matmul": "pytorch", "cache_dir": str(tmp_path)})
-    with torch.no_grad():
-        want = model(x)
-        for _ in range(2):
-            torch.testing.assert_close(compiled(x), want, atol=1e-5, rtol=1e-5)
-    stats = torch_wm_backend.stats()
-    assert stats["modules_pytorch_products"] == 1 and stats["graphs_one_module"] == 1
-    torch_wm_backend.reset_stats()
-    with torch.no_grad():
-        compiled(x)
-    assert torch_wm_backend.stats()["kernel_calls"] == 1  # TVM's module ran, one VM call
+    runs_one_module_with_pytorchs_products(Block().eval(), torch.randn(1, 8, 32), tmp_path)
 
 
 def test_a_module_with_pytorchs_products_runs_its_own_kernels_on_the_calling_thread(monkeypatch):

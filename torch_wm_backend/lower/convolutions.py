@@ -16,15 +16,13 @@ planned as they are, with no reorder per call.
 """
 from __future__ import annotations
 
-import json
-
 import tvm
 from tvm import relax
 
 from ..runtime.convolutions import CONV, CONV_PACK
-from .products import _static_shape, _uses
+from .products import _spec, _static_shape, _uses
 
-# an activation after the convolution -> (oneDNN's post-op, its scalars); clip only as ReLU6
+# activations oneDNN applies after the convolution: a ReLU, or a clip as ReLU6 (hardtanh 0..6)
 _RELU = "relax.nn.relu"
 _CLIP = "relax.clip"
 
@@ -37,7 +35,7 @@ def to_onednn(mod: tvm.IRModule, num_input: int) -> tvm.IRModule:
     main = mod["main"]
     weights = list(main.params[num_input:])
     bound, consumers = _uses(main)
-    derived = _weight_derived(main, weights, bound)
+    derived = _weight_derived(weights, bound)
     chains = {}  # the chain's last binding's value -> the chain
     taken: set = set()  # residual adds a chain took (two branches meet at one: it is one's)
     for var, value in bound.items():
@@ -97,10 +95,6 @@ def to_onednn(mod: tvm.IRModule, num_input: int) -> tvm.IRModule:
     gv = mod.get_global_var("main")
     rewrite.builder_.update_func(gv, rewrite.visit_expr(main))
     return relax.transform.DeadCodeElimination()(rewrite.builder_.get())
-
-
-def _spec(spec: dict) -> tvm.ir.StringImm:
-    return tvm.ir.StringImm(json.dumps(spec, separators=(",", ":")))
 
 
 def _eligible(value, weights, bound) -> bool:
@@ -191,7 +185,7 @@ def _bounds(clip) -> tuple:
     return tuple(values)
 
 
-def _weight_derived(f: relax.Function, weights: list, bound: dict) -> dict:
+def _weight_derived(weights: list, bound: dict) -> dict:
     """variable -> whether its value is computed from the weights alone (and constants)."""
     derived = {p: True for p in weights}
     for var, value in bound.items():  # in binding order
