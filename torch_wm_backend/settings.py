@@ -53,9 +53,8 @@ class Settings:
         residual add and ReLU/ReLU6 after them folded in — with everything else still TVM's; their
         tuning is skipped), or "auto", the default: both modules are built and the faster in a race
         is kept (pipeline.py). With "tvm", a CNN tuned a few trials per task ran slower than eager
-        and PyTorch ran instead, while its module with oneDNN's convolutions needs no tuning of
-        them (one-off, untuned, Intel Xeon, 2026-12-06: ResNet-50 ×1.41 of eager, MobileNetV2
-        ×1.58).
+        and PyTorch ran instead, while its module with oneDNN's convolutions has none of them to
+        tune (ResNet-50's ran ×1.41 of eager, benchmarks/results/e2e_intel_t32_onednn.md).
         Other modules and devices keep TVM's products. PyTorch's products pay only with TVM's idle
         workers asleep, as the backend sets them unless the user chose (threads.py).
     """
