@@ -108,7 +108,9 @@ def main() -> None:
     test_nets = [n for n in nets if n in held_out]
     train = dataset.load_groups(args.data, train_nets, target, keep_mod=True)
     test = dataset.load_groups(args.data, test_nets, target, keep_mod=True)
-    hw = torch.from_numpy(hardware.hardware_features(target))[None]
+    # the records' thread count (the trainer's): one for train and test, or an error
+    n_threads = dataset.check_threads(args.data, train_nets + test_nets)
+    hw = torch.from_numpy(hardware.hardware_features(target, n_threads if kind == "llvm" else None))[None]
     res = {"target": str(target), "train_networks": train_nets, "test_networks": test_nets,
            "train_tasks": len(train), "train_records": int(sum(len(g.costs) for g in train)),
            "test_tasks": len(test), "test_records": int(sum(len(g.costs) for g in test)), "models": {}}

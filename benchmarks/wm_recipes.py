@@ -117,7 +117,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(1)
     target = cpu_target()
-    hw_np = hardware.hardware_features(target)
+    hw_np = hardware.hardware_features(target, dataset.check_threads(args.data, dataset.networks_in(args.data)))
     hw = torch.from_numpy(hw_np)[None]
     size = sum(f.stat().st_size for f in Path(args.data).glob("*/database_tuning_record.json"))
     cache = Path("benchmarks/work") / f"wm_recipes_{Path(args.data).name}_{size}.pkl"  # new data: new file

@@ -128,6 +128,50 @@ def test_update_raises_pairwise_accuracy_on_the_running_task(cpu_task):
     assert after > max(before, 0.6) + 0.1, (before, after)
 
 
+def test_a_tasks_measurements_tune_its_own_copy_not_the_prior_nor_another_task(cpu_task,
+                                                                             other_cpu_task):
+    """Tasks of one search share the cost model: fine-tuning on one task's measurements must not
+    steer another task's search, nor change the trained weights the next task starts from."""
+    (ctx, cands), (other, other_cands) = cpu_task, other_cpu_task
+    model = WorldModelCostModel(seed=0, online_steps=20, lr=3e-3)
+    prior = [p.clone() for p in model.net.parameters()]
+    before, other_before = model.predict(ctx, cands), model.predict(other, other_cands)
+    model.update(ctx, cands, [_Result(c) for c in _synthetic_costs(cands)])
+    assert not np.allclose(model.predict(ctx, cands), before)
+    np.testing.assert_array_equal(model.predict(other, other_cands), other_before)
+    assert all(torch.equal(p, q) for p, q in zip(model.net.parameters(), prior))
+
+
+def test_the_prior_pull_keeps_a_tasks_copy_nearer_the_trained_weights(cpu_task):
+    ctx, cands = cpu_task
+    results = [_Result(c) for c in _synthetic_costs(cands)]
+    moved = []
+    for weight in (0.0, 1.0):
+        model = WorldModelCostModel(seed=0, online_steps=20, lr=3e-3, prior_weight=weight)
+        model.update(ctx, cands, results)
+        tuned = model.net_for(state.task_info(ctx.mod, ctx.target).key)
+        assert tuned is not model.net
+        moved.append(sum(float(((p - q) ** 2).sum().detach()) for p, q in zip(tuned.parameters(),
+                                                                      model.net.parameters())))
+    assert 0 < moved[1] < 0.5 * moved[0], moved
+
+
+def test_a_task_whose_copy_was_evicted_is_refitted_from_its_measurements(cpu_task, other_cpu_task,
+                                                                        monkeypatch):
+    from torch_wm_backend.world_model import adapter
+
+    monkeypatch.setattr(adapter, "_TUNED_TASKS", 1)
+    (ctx, cands), (other, other_cands) = cpu_task, other_cpu_task
+    model = WorldModelCostModel(seed=0, online_steps=10, lr=3e-3)
+    prior_scores = model.predict(ctx, cands)
+    model.update(ctx, cands, [_Result(c) for c in _synthetic_costs(cands)])
+    tuned = model.predict(ctx, cands)
+    model.update(other, other_cands, [_Result(c) for c in _synthetic_costs(other_cands)])  # evicts
+    again = model.predict(ctx, cands)
+    assert not np.allclose(again, prior_scores)
+    np.testing.assert_allclose(again, tuned, rtol=1e-6)
+
+
 def test_create_cost_model_without_weights_warns_and_works(cpu_task, tmp_path, caplog):
     ctx, cands = cpu_task
     model = create_cost_model(weights=tmp_path / "missing.pt")

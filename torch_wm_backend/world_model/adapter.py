@@ -2,7 +2,9 @@
 
 predict() reads only each candidate's trace text and the task's cached state (one PerStoreFeature
 extraction of the *unscheduled* program per task): no replay, no per-candidate feature extraction.
-update() fine-tunes online on the running task's measured results with a ranking loss.
+update() fine-tunes online on the running task's measured results with a ranking loss: a copy of the
+trained weights per task, held near them (an L2 pull towards the prior), so one task's measurements
+neither steer another task's search nor erase what the network learned offline.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import contextlib
 import copy
 import logging
 import os
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +29,8 @@ WEIGHTS_FILE = WEIGHTS_DIR / "wm.pt"   # CPU (LLVM) weights; GPU ones are wm_cud
 _CHUNK = 4096   # candidates scored at once (an ensemble shortlists within one chunk)
 _BUFFER = 1024   # measured candidates kept per task for online fine-tuning
 _TOKEN_CACHE = 20000  # distinct traces remembered per task
+_TUNED_TASKS = 16     # per-task fine-tuned copies kept; an evicted one is refitted from the prior
+PRIOR_WEIGHT = 1e-2   # online loss += PRIOR_WEIGHT * sum of squared steps away from the trained weights
 
 
 @contextlib.contextmanager
@@ -107,37 +112,42 @@ class WorldModelCostModel(PyCostModel):
     """Scores candidates by rolling their trace's actions through the learned latent dynamics."""
 
     def __init__(self, net: WorldModel | None = None, *, online_steps: int = 30, lr: float = 1e-3,
-                 seed: int = 0):
+                 seed: int = 0, prior_weight: float = PRIOR_WEIGHT):
         super().__init__()
         if net is None:
             with seeded(seed):
                 net = WorldModel(default_config())
-        self.net = net
+        self.net = net                # the prior: the trained weights, never changed by tuning
         self.net.eval()
         self.online_steps = online_steps
         self.lr = lr
         self.seed = seed
+        self.prior_weight = prior_weight
         self._measured: dict = {}     # task key -> (list of tokens, list of costs)
+        self._tuned: OrderedDict = OrderedDict()   # task key -> the prior fine-tuned on that task
+        self._info: dict = {}         # task key -> TaskInfo of the tasks measured
         self._hw: dict = {}
         self._token_cache: dict = {}  # task key -> {trace text: tokens}
         self.predicted = 0            # candidates scored, for tests and logs
 
     # -- inputs -----------------------------------------------------------------------------
     def _hw_vec(self, target) -> torch.Tensor:
-        key = str(target)
+        from .. import threads
+
+        n = threads.count()   # the candidates are measured on as many (tune/tuner.py: make_runner)
+        key = (str(target), n)
         if key not in self._hw:
-            self._hw[key] = torch.from_numpy(hardware.hardware_features(target))[None]
+            self._hw[key] = torch.from_numpy(hardware.hardware_features(target, n))[None]
         return self._hw[key]
 
-    def _tokens(self, info, candidates) -> list:
-        """Tokens of each candidate's trace. Evolutionary search scores many candidates again in
+    def _tokens(self, info, traces) -> list:
+        """Tokens of each trace. Evolutionary search scores many candidates again in
         later iterations (survivors, undone mutations): tokenize each distinct trace once, and
         those that differ only in their decisions together: trace_reader reads each trace's
         structure and decisions without printing it; one trace per structure is printed."""
         cache = self._token_cache.setdefault(info.key, {})
         if len(cache) > _TOKEN_CACHE:
             cache.clear()
-        traces = [c.sch.trace for c in candidates]
         read = trace_reader.read(traces)
         if read is None:   # no C++ reader: print them all
             keys = [str(t) for t in traces]
@@ -167,51 +177,82 @@ class WorldModelCostModel(PyCostModel):
                 cache[keys[i]] = tok
         return [cache[k] for k in keys]
 
-    def score_tokens(self, info, toks, hw) -> np.ndarray:
+    def net_for(self, key: str, hw=None):
+        """The network that scores task ``key``: its fine-tuned copy, else the prior. A task with
+        measurements whose copy was evicted gets it refitted (with ``hw``) first."""
+        if key in self._tuned:
+            self._tuned.move_to_end(key)
+            return self._tuned[key]
+        toks, costs = self._measured.get(key, ((), ()))
+        if hw is not None and len(costs) >= 2 and self.online_steps > 0:
+            self.finetune(key, self._info[key], toks, np.asarray(costs), hw)
+            return self._tuned[key]
+        return self.net
+
+    def score_tokens(self, info, toks, hw, net=None) -> np.ndarray:
+        net = net if net is not None else self.net
         out = []
         st = torch.from_numpy(info.state)[None]
         with torch.inference_mode(), _one_thread():
             for i in range(0, len(toks), _CHUNK):
                 kinds, attrs, feats, mask = collate(toks[i:i + _CHUNK])
                 # float64: a float32 sigmoid rounds logits above ~17 to 1.0, ties at the top
-                out.append(torch.sigmoid(self.net(st, kinds, attrs, feats, mask, hw).double()).numpy())
+                out.append(torch.sigmoid(net(st, kinds, attrs, feats, mask, hw).double()).numpy())
         return np.concatenate(out).astype("float64") if out else np.zeros(0, "float64")
 
     # -- PyCostModel ------------------------------------------------------------------------
     def predict(self, context, candidates) -> np.ndarray:
+        return self.predict_traces(context, [c.sch.trace for c in candidates])
+
+    def predict_traces(self, context, traces: list) -> np.ndarray:
+        """Scores of schedule traces of ``context``'s task, higher is faster: a trace need not be
+        replayed into a program first (a mutated trace is scored before it is built)."""
         info = state.task_info(context.mod, context.target)
-        self.predicted += len(candidates)
-        return self.score_tokens(info, self._tokens(info, candidates), self._hw_vec(context.target))
+        self.predicted += len(traces)
+        hw = self._hw_vec(context.target)
+        return self.score_tokens(info, self._tokens(info, traces), hw, self.net_for(info.key, hw))
 
     def update(self, context, candidates, results) -> None:
         info = state.task_info(context.mod, context.target)
+        self._info[info.key] = info
         toks, costs = self._measured.setdefault(info.key, ([], []))
-        for tok, res in zip(self._tokens(info, candidates), results):
+        for tok, res in zip(self._tokens(info, [c.sch.trace for c in candidates]), results):
             c = mean_cost(res)
             if c < 1e9:
                 toks.append(tok)
                 costs.append(c)
         del toks[:-_BUFFER], costs[:-_BUFFER]
-        if len(costs) >= 2:
-            self.finetune(info, toks, np.asarray(costs), self._hw_vec(context.target))
+        if len(costs) >= 2 and self.online_steps > 0:
+            self.finetune(info.key, info, toks, np.asarray(costs), self._hw_vec(context.target))
 
-    def finetune(self, info, toks, costs: np.ndarray, hw, steps: int | None = None) -> float:
-        """A few Adam steps of the pairwise ranking loss on one task's measured candidates."""
+    def finetune(self, key: str, info, toks, costs: np.ndarray, hw, steps: int | None = None) -> float:
+        """A few Adam steps of the pairwise ranking loss on task ``key``'s measured candidates, on
+        its own copy of the prior (made at its first update), plus ``prior_weight`` times the
+        squared distance from the prior: what the task's measurements say, near what training
+        learned."""
+        net = self._tuned.pop(key, None) or copy.deepcopy(self.net)
+        self._tuned[key] = net
+        while len(self._tuned) > _TUNED_TASKS:
+            self._tuned.popitem(last=False)
         labels = torch.from_numpy((costs.min() / costs).astype(np.float32))
         groups = torch.zeros(len(costs), dtype=torch.long)
         kinds, attrs, feats, mask = collate(toks)
         st = torch.from_numpy(info.state)[None]
-        opt = torch.optim.Adam(self.net.parameters(), lr=self.lr)
+        params = [p for p in net.parameters()]
+        prior = [p.detach() for p in self.net.parameters()]
+        opt = torch.optim.Adam(params, lr=self.lr)
         # tuning runs inside the user's program: under its no_grad, and beside its RNG stream
         with torch.enable_grad(), seeded(self.seed):
-            self.net.train()
+            net.train()
             loss = torch.zeros(())
             for _ in range(steps if steps is not None else self.online_steps):
                 opt.zero_grad()
-                loss = pairwise_rank_loss(self.net(st, kinds, attrs, feats, mask, hw), labels, groups)
+                loss = pairwise_rank_loss(net(st, kinds, attrs, feats, mask, hw), labels, groups)
+                if self.prior_weight > 0:
+                    loss = loss + self.prior_weight * sum(((p - q) ** 2).sum() for p, q in zip(params, prior))
                 loss.backward()
                 opt.step()
-        self.net.eval()
+        net.eval()
         return float(loss.detach())
 
     def save(self, path: str) -> None:
@@ -220,6 +261,7 @@ class WorldModelCostModel(PyCostModel):
     def load(self, path: str) -> None:
         self.net = load_weights(path)
         self.net.eval()
+        self._tuned.clear()   # copies of the old prior
 
     def clone_net(self) -> WorldModel:
         return copy.deepcopy(self.net)

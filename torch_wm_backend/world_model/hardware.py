@@ -52,8 +52,11 @@ def _simd_bits(mcpu: str, mattr: str) -> int:
     return 128
 
 
-def hardware_features(target) -> np.ndarray:
-    """Fixed-length vector: kind, parallelism, vector width, memory sizes, GPU geometry."""
+def hardware_features(target, threads: int | None = None) -> np.ndarray:
+    """Fixed-length vector: kind, parallelism, vector width, memory sizes, GPU geometry. On a CPU,
+    ``threads`` is the count TVM's kernels run on (default: the backend's, threads.count()), given
+    as log2(threads / cores): 0 where they use every core, so weights trained before the slot
+    existed read it as they were trained."""
     v = np.zeros(HW_DIM, np.float32)
     kind = target.kind.name
     if kind == "cuda" or kind in ("rocm", "vulkan", "metal", "opencl"):
@@ -73,6 +76,11 @@ def hardware_features(target) -> np.ndarray:
     v[0] = 1.0
     cores = int(_attr(target, "num-cores", 0) or os.cpu_count() or 1)
     v[2] = math.log2(max(cores, 1))
+    if threads is None:
+        from .. import threads as thread_count
+
+        threads = thread_count.count()
+    v[6] = math.log2(max(threads, 1) / max(cores, 1))
     v[3] = math.log2(_simd_bits(mcpu, mattr))
     try:
         from tvm.target import codegen

@@ -129,7 +129,7 @@ def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 1500, lr:
     target = parse_target(target) if isinstance(target, str) else target
     held_out = dataset.eval_networks(root)
     nets = [n for n in dataset.networks_in(root) if n not in held_out]
-    dataset.check_threads(root, nets)
+    n_threads = dataset.check_threads(root, nets)
     if val_networks is None:
         val_networks = default_val_networks(nets)
     train_nets = [n for n in nets if n not in val_networks]
@@ -137,7 +137,7 @@ def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 1500, lr:
     groups = dataset.load_groups(root, train_nets, target)
     val = dataset.load_groups(root, val_networks, target)
     trans = dataset.load_transitions(root, train_nets, target)
-    hw_np = hardware.hardware_features(target)
+    hw_np = hardware.hardware_features(target, n_threads if target.kind.name == "llvm" else None)
     hw = torch.from_numpy(hw_np)[None]
     log.info("train: %d tasks / %d records from %d networks; %d transitions; val %d tasks (%s)",
              len(groups), sum(len(g.costs) for g in groups), len(train_nets), len(trans), len(val),
