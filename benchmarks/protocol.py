@@ -1,41 +1,71 @@
 """The paper's protocol on the representative subgraphs: cost models at the same budget.
 
     python benchmarks/protocol.py run     # resumable: one MetaSchedule JSON database per run under
-                                          # benchmarks/work/protocol/<subgraph>/<cost model>_s<seed>_t<trials>/
+                                          # benchmarks/work/protocol_t<TVM threads>/<subgraph>/<variant>_s<seed>_t<trials>/
+    python benchmarks/protocol.py run --only wm-screen8   # some variants only
     python benchmarks/protocol.py report  # tables, tuning curves and the speedup bar chart
 
 Runs: wm and xgb with seeds 0-2 and random with seed 0, 64 trials each (4 rounds of 16: the
-cost model learns between rounds), identical search settings
-(tune/tuner.py: make_search, make_builder, make_runner); xgb with 640 trials (seed 0) on the first
-half of the subgraphs as the large-budget reference. Per run the best measured latency and the
-best-so-far curve over trials.
+cost model learns between rounds), identical search settings (tune/search.py, tune/tuner.py:
+make_builder, make_runner); xgb with 640 trials (seed 0) on every subgraph as the large-budget
+reference; and the world model's levers one at a time (seed 0, 64 trials: ``VARIANTS``). Per run the
+best measured latency, the best-so-far curve over trials and the seconds at which each trial was
+measured (``times.json``: the time to reach a latency).
 """
 import argparse
 import json
 import math
 import os
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-WORK = os.environ.get("TVM_WM_PROTOCOL_WORK", os.path.join(HERE, "work", "protocol"))
 RESULTS = os.path.join(HERE, "results")
 
 
+def _plan(**kw):
+    from torch_wm_backend.tune.search import SearchPlan
+
+    return SearchPlan(**kw)
+
+
+# name: (cost model, search plan options, world-model options). Besides wm, xgb and random, each
+# changes one lever of wm's: no online update, no pull towards the trained weights, a population
+# of 2,048, 16 generations per round, 8 unbuilt mutations scored per population member.
+VARIANTS = {
+    "wm": ("wm", {}, {}), "xgb": ("xgb", {}, {}), "random": ("random", {}, {}),
+    "wm-frozen": ("wm", {}, {"online_steps": 0}),
+    "wm-nopull": ("wm", {}, {"prior_weight": 0.0}),
+    "wm-pop2048": ("wm", {"population": 2048}, {}),
+    "wm-gen16": ("wm", {"generations": 16}, {}),
+    "wm-screen8": ("wm", {"screen": 8}, {}),
+}
+LEVERS = [v for v in VARIANTS if v.startswith("wm-")]
+
+
+def work_root() -> str:
+    """Runs measured at different TVM thread counts are kept apart."""
+    from torch_wm_backend import threads
+
+    return os.environ.get("TVM_WM_PROTOCOL_WORK",
+                          os.path.join(HERE, "work", f"protocol_t{threads.count()}"))
+
+
 def runs(n_subgraphs: int, trials: int = 64) -> list:
-    """[(subgraph index, cost model, seed, trials)], in the order the protocol measures them:
-    seed-major, so a run cut short still compares wm and xgb on every subgraph."""
-    out = []
-    for seed in range(3):
+    """[(subgraph index, variant, seed, trials)], in the order the protocol measures them: seed 0
+    of wm, xgb and random first, then the levers, the other seeds, xgb at ten times the trials."""
+    out = [(i, cm, 0, trials) for i in range(n_subgraphs) for cm in ("wm", "xgb")]
+    out += [(i, "random", 0, trials) for i in range(n_subgraphs)]
+    out += [(i, v, 0, trials) for v in LEVERS for i in range(n_subgraphs)]
+    for seed in (1, 2):
         out += [(i, cm, seed, trials) for i in range(n_subgraphs) for cm in ("wm", "xgb")]
-        if seed == 0:
-            out += [(i, "random", 0, trials) for i in range(n_subgraphs)]
-    out += [(i, "xgb", 0, 10 * trials) for i in range((n_subgraphs + 1) // 2)]
+    out += [(i, "xgb", 0, 10 * trials) for i in range(n_subgraphs)]
     return out
 
 
 def run_dir(name: str, cm: str, seed: int, trials: int) -> str:
-    return os.path.join(WORK, name.replace("/", "__"), f"{cm}_s{seed}_t{trials}")
+    return os.path.join(work_root(), name.replace("/", "__"), f"{cm}_s{seed}_t{trials}")
 
 
 def curve(directory: str) -> list:
@@ -63,7 +93,28 @@ def _mean_at(cs: list, t: int) -> float:
     return sum(c[t - 1] for c in cs) / len(cs)
 
 
-def tune_one(task, target, cm: str, seed: int, trials: int, directory: str) -> None:
+def _clock(path: str):
+    """A measure callback: the seconds since the run began at which each trial was measured,
+    appended to ``path`` (``times.json``; a resumed run continues the clock from its last entry)."""
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
+
+    @derived_object
+    class Clock(PyMeasureCallback):
+        def __init__(self):
+            super().__init__()
+            self.times = json.load(open(path)) if os.path.exists(path) else []
+            self.start = time.time() - (self.times[-1] if self.times else 0.0)
+
+        def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results):
+            self.times += [time.time() - self.start] * len(measure_candidates)
+            with open(path, "w") as f:
+                json.dump(self.times, f)
+
+    return Clock()
+
+
+def tune_one(task, target, variant: str, seed: int, trials: int, directory: str) -> None:
     from tvm.s_tir import meta_schedule as ms
 
     from torch_wm_backend.lower.target import _cpu_cores
@@ -75,16 +126,19 @@ def tune_one(task, target, cm: str, seed: int, trials: int, directory: str) -> N
     if done >= trials:
         return
     os.makedirs(directory, exist_ok=True)
+    cm, plan, options = VARIANTS[variant]
     cores = _cpu_cores()
     settings = Settings(trials=trials, cost_model=cm, seed=seed + done, cache_dir=None, time_budget_s=None)
-    contexts, weights = _contexts([task], [1.0], settings, cores)
+    cost_model = cost_models.create(cm, target, cores, **options)
+    contexts, weights = _contexts([task], [1.0], settings, cores, _plan(**plan), cost_model)
     builder = make_builder(cores)
     try:
         ms.tune_tasks(tasks=contexts, task_weights=weights, work_dir=directory,
                       max_trials_global=trials - done, max_trials_per_task=trials - done,
                       num_trials_per_iter=per_round(trials), builder=builder, runner=make_runner(settings, target),
-                      database=ms.database.JSONDatabase(work_dir=directory),
-                      cost_model=cost_models.create(cm, target, cores))
+                      database=ms.database.JSONDatabase(work_dir=directory), cost_model=cost_model,
+                      measure_callbacks=[*ms.MeasureCallback.create("default"),
+                                         _clock(os.path.join(directory, "times.json"))])
     finally:
         builder.shutdown()
 
@@ -95,12 +149,72 @@ def cmd_run(args) -> None:
     from subgraphs import representative
 
     chosen = representative()
-    todo = runs(len(chosen), args.trials)
+    todo = [r for r in runs(len(chosen), args.trials) if not args.only or r[1] in args.only]
     bar = tqdm(todo, desc="protocol", unit="run")
     for i, cm, seed, trials in bar:
         name, task = chosen[i][0], chosen[i][1]
         bar.set_postfix_str(f"{name} {cm} s{seed} t{trials}")
         tune_one(task, task.target, cm, seed, trials, run_dir(name, cm, seed, trials))
+
+
+def time_to(directory: str, latency: float) -> float | None:
+    """Seconds from a run's start until its best-so-far latency was ``latency`` or better (None:
+    never, or no clock)."""
+    path = os.path.join(directory, "times.json")
+    if not os.path.exists(path):
+        return None
+    times = json.load(open(path))
+    for t, best in zip(times, curve(directory)):
+        if best <= latency:
+            return t
+    return None
+
+
+def _geo(xs: list) -> float:
+    return math.exp(sum(map(math.log, xs)) / len(xs)) if xs else float("nan")
+
+
+def _levers(chosen, trials: int, lines: list) -> dict:
+    """Each lever against wm with the same seed (0): the ratio of best latencies, geomean."""
+    seed0 = {}
+    for i, v, seed, t in runs(len(chosen), trials):
+        c = curve(run_dir(chosen[i][0], v, seed, t))
+        if seed == 0 and t == trials and len(c) >= t and math.isfinite(c[-1]):
+            seed0.setdefault(chosen[i][0], {})[v] = c[-1]
+    out = {}
+    lines += ["", f"The world model's levers, one at a time (seed 0, {trials} trials): best latency of wm "
+              "with its defaults / with the lever; above 1 the lever found faster kernels.", "",
+              "| lever | subgraphs | geomean | min | max |", "|---|---|---|---|---|"]
+    for v in LEVERS:
+        ratios = [b["wm"] / b[v] for b in seed0.values() if "wm" in b and v in b]
+        if ratios:
+            out[v] = {"n": len(ratios), "geomean": _geo(ratios), "min": min(ratios), "max": max(ratios)}
+            lines.append(f"| {v} | {len(ratios)} | ×{_geo(ratios):.3f} | ×{min(ratios):.3f} | "
+                         f"×{max(ratios):.3f} |")
+    return out
+
+
+def _reach(chosen, trials: int, best: dict, lines: list) -> dict:
+    """Tuning wall time (search + build + measure) until a run matched xgb@64's final latency (its
+    mean over seeds) on the subgraph."""
+    found: dict = {}
+    for i, v, seed, t in runs(len(chosen), trials):
+        name = chosen[i][0]
+        target = best.get(name, {}).get(f"xgb@{trials}")
+        c = curve(run_dir(name, v, seed, t))
+        if target is None or len(c) < t:
+            continue
+        found.setdefault(f"{v}@{t}", []).append(time_to(run_dir(name, v, seed, t), target))
+    out = {}
+    lines += ["", f"Time to reach xgb@{trials}'s final latency (its mean over seeds), per run: runs that "
+              "reached it, and their median seconds from the run's start.", "",
+              "| variant | runs | reached | median s |", "|---|---|---|---|"]
+    for k, ts in sorted(found.items()):
+        hit = sorted(x for x in ts if x is not None)
+        med = hit[len(hit) // 2] if hit else None
+        out[k] = {"runs": len(ts), "reached": len(hit), "median_s": med}
+        lines.append(f"| {k} | {len(ts)} | {len(hit)} | {med:.0f} |" if hit else f"| {k} | {len(ts)} | 0 | - |")
+    return out
 
 
 def cmd_report(args) -> None:
@@ -156,6 +270,8 @@ def cmd_report(args) -> None:
             row.append(f"×{geo:.2f}")
         lines.append(f"| {t} | " + " | ".join(row) + " |")
     summary["by_trial"] = by_trial
+    summary["levers"], summary["time_to_xgb64"] = _levers(chosen, args.trials, lines), _reach(
+        chosen, args.trials, best, lines)
     planned = runs(len(chosen), args.trials)
     lines += ["", f"Runs complete: {sum(map(len, walls.values()))} of {len(planned)} planned.", "",
               "| cost model @ trials | runs | mean wall time per run (s): search + build + measure |",
@@ -199,6 +315,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("command", choices=["run", "report"])
     parser.add_argument("--trials", type=int, default=64)
+    parser.add_argument("--only", nargs="*", choices=sorted(VARIANTS), help="run these variants only")
     args = parser.parse_args()
     cmd_run(args) if args.command == "run" else cmd_report(args)
 

@@ -35,6 +35,10 @@ _INTS = (
     "wm_feature_extractions",
     "wm_task_info_hits",
     "wm_task_info_misses",
+    # the world model's screened search (world_model/search.py): traces scored unbuilt, and
+    # traces replayed into programs
+    "wm_search_scored",
+    "wm_search_built",
 )
 _counts: Counter = Counter()
 _eager_ops: Counter = Counter()

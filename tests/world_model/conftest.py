@@ -30,6 +30,12 @@ def cpu_task():
     return _candidates(tvm.target.Target(CPU), 32)
 
 
+@pytest.fixture
+def cpu_workload():
+    """A task's workload to tune (``_dense_relu``) and its target."""
+    return _dense_relu(), tvm.target.Target(CPU)
+
+
 @pytest.fixture(scope="session")
 def other_cpu_task():
     """Another task (another workload) of the same kind."""

@@ -42,7 +42,7 @@ def test_predict_tokens_equal_printed_tokens(cpu_task, cuda_task, reader):
         info = state.task_info(ctx.mod, ctx.target)
         model = WorldModelCostModel()
         with contextlib.nullcontext() if reader else trace_reader.disabled():
-            got = model._tokens(info, cands)
+            got = model._tokens(info, [c.sch.trace for c in cands])
         for c, tok in zip(cands, got):
             assert _same(tok, tokenizer.tokenize(str(c.sch.trace), info.blocks))
 

@@ -6,11 +6,14 @@ from tvm.s_tir import meta_schedule as ms
 from ..errors import TvmWmError
 
 
-def create(name: str, target, num_cores: int):
+def create(name: str, target, num_cores: int, **options):
+    """``options``: the world model's (WorldModelCostModel's keywords: online_steps, prior_weight)."""
+    if options and name != "wm":
+        raise TvmWmError(f"cost model {name!r} takes no options, not {sorted(options)}")
     if name == "wm":
         from ..world_model import create_cost_model
 
-        return create_cost_model(target)
+        return create_cost_model(target, **options)
     if name == "xgb":
         try:
             import xgboost  # noqa: F401

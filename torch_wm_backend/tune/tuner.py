@@ -22,7 +22,7 @@ from tvm.s_tir.meta_schedule.utils import fork_seed
 from .. import counters, logs, threads
 from ..lower.target import _cpu_cores
 from ..settings import Settings
-from . import cost_models, defaults, progress, tasks as task_lib
+from . import cost_models, defaults, progress, search, tasks as task_lib
 from .budget import Budget
 from .builder import PersistentBuilder
 from .intrinsics import tune_context
@@ -35,7 +35,8 @@ COLD_REPEATS = 3  # calls per CPU measurement, each after a cache flush (make_ru
 POOL_CAP = 4  # a task of a shared search measures at most this many times its share
 
 
-def _contexts(todo: list, weights: list, settings: Settings, num_cores: int):
+def _contexts(todo: list, weights: list, settings: Settings, num_cores: int,
+              plan: search.SearchPlan = search.DEFAULT, cost_model=None):
     """One TuneContext per task. Built here rather than by extracted_tasks_to_tune_contexts, whose
     logging setup crashes when its logger has an unnamed handler (pytest's, a user's) and prints
     every trial; our progress bar and table say it shorter. MetaSchedule's warnings still show."""
@@ -43,21 +44,13 @@ def _contexts(todo: list, weights: list, settings: Settings, num_cores: int):
     if search_log.level == logging.NOTSET:
         search_log.setLevel(logging.WARNING)
     contexts = [
-        tune_context(mod=task.dispatched[0], target=task.target,
-                     space_generator="post-order-apply", search_strategy=make_search(settings.trials),
+        tune_context(mod=task.dispatched[0], target=task.target, space_generator="post-order-apply",
+                     search_strategy=search.make_search(settings.trials, plan, cost_model),
                      task_name=task.task_name, logger=search_log, rand_state=seed,
                      num_threads=num_cores).clone()
         for task, seed in zip(todo, fork_seed(settings.seed, n=len(todo)))
     ]
     return contexts, weights
-
-
-def make_search(trials: int):
-    """MetaSchedule's evolutionary search, its population scaled to the budget: the default 512
-    costs minutes of CPU per task before the first measurement, which a budget of 8 cannot repay."""
-    population = min(512, max(64, 16 * trials))
-    return ms.search_strategy.EvolutionarySearch(
-        population_size=population, init_min_unmeasured=min(50, population // 2))
 
 
 def per_round(trials: int) -> int:

@@ -77,3 +77,16 @@ def read(traces: list) -> ReadTraces | None:
     keys, decisions, offsets = mod.read_traces(traces)
     return ReadTraces(np.frombuffer(keys, np.uint64), np.frombuffer(decisions, np.int64),
                       np.frombuffer(offsets, np.int64))
+
+
+def keys_of(read_traces: ReadTraces | None, traces: list) -> list:
+    """A hashable key per trace, equal for traces that print the same: (structure, decisions)
+    where ``read_traces`` (``read(traces)``) read it, else the printed text."""
+    if read_traces is None:
+        return [str(t) for t in traces]
+    return [(int(k), read_traces.record(i).tobytes()) if k else str(traces[i])
+            for i, k in enumerate(read_traces.keys)]
+
+
+def keys(traces: list) -> list:
+    return keys_of(read(traces), traces)
