@@ -60,8 +60,12 @@ def baseline_scores(kind, train, test, target):
         # XGBModel.update fits anew on all it holds after every call, quadratic in the tasks (an
         # hour and more on 30,000 records); the model is the same fitted once, after the last
         fit, model._train = model._train, lambda xs, ys: None
-        for g in train:
+        for i, g in enumerate(train):
             model.update(*_ms_inputs(g, target))
+            # a group per task and batch, as the world model's (XGBModel's would join a task's
+            # batches: it keys its groups by workload)
+            for key in [k for k in model.data if not k.startswith("group ")]:
+                model.data[f"group {i}"] = model.data.pop(key)
         model._train = fit
         fit(xs=[f for g in model.data.values() for f in g.features],
             ys=np.concatenate([np.divide(g.min_cost, g.costs, out=np.zeros_like(g.costs),
@@ -72,7 +76,7 @@ def baseline_scores(kind, train, test, target):
         for g in train:
             ctx, cands, results = _ms_inputs(g, target)
             feats, costs = mlp_model.extract_features(ctx, cands, results, trainer.state.extractor)
-            trainer.state.add_to_group(feats, costs, g.network + g.key)
+            trainer.state.add_to_group(feats, costs, f"{g.network} {g.key} {g.batch}")
         trainer.train_full()
         model = mlp_model.MLPModel(trainer=trainer)
     fit = time.time() - t0
@@ -141,7 +145,7 @@ def main() -> None:
     # The baselines do not change when only the world model does: their test scores are kept under
     # benchmarks/work, keyed by the records they learn from and are scored on (XGB fits for ~15 min).
     key = hashlib.sha256(json.dumps([str(target), train_nets, test_nets, [
-        (g.network, g.key, g.costs.tolist()) for g in train + test]]).encode()).hexdigest()[:16]
+        (g.network, g.key, g.batch, g.costs.tolist()) for g in train + test]]).encode()).hexdigest()[:16]
     kept = Path("benchmarks/work") / f"wm_eval_baselines_{key}.pkl"
     done = pickle.loads(kept.read_bytes()) if kept.exists() and not args.refit else {}
     for baseline in ("xgb", "mlp"):

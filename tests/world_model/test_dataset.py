@@ -97,3 +97,38 @@ def test_the_held_out_networks_do_not_depend_on_the_working_directory(tmp_path, 
     assert {"resnet50", "mobilenet_v2", "bert_base"} <= dataset.eval_networks(tmp_path)
     dataset.record_eval_networks(tmp_path, ["net_x"])
     assert dataset.eval_networks(tmp_path) == {"net_x"}
+
+
+def test_a_batch_is_what_one_collector_run_measured():
+    from torch_wm_backend.world_model.dataset import batch_ids
+
+    # lines 0-5 from before batches were recorded: task 0 topped up by a later run (lines 4-5);
+    # lines 6-9 one recorded batch of tasks 2 and 0
+    assert batch_ids([0, 0, 1, 1, 0, 0, 2, 2, 0, 0], [[6, 10]]) == [0, 0, 1, 1, 2, 2, 3, 3, 3, 3]
+    assert batch_ids([0, 0, 0, 0], [[0, 2], [2, 4]]) == [0, 0, 1, 1]   # one task, two runs
+
+
+def test_a_tasks_records_measured_in_two_runs_rank_apart(tmp_path, cpu_task):
+    """This host's speed drifts between days: a task topped up by a later collector run gives two
+    groups (labels min/cost within each), not one whose best is whichever day ran faster."""
+    import tvm
+    from tvm.s_tir import meta_schedule as ms
+
+    from torch_wm_backend.world_model import dataset
+
+    ctx, cands = cpu_task
+    db = ms.database.JSONDatabase(work_dir=str(tmp_path / "net"))
+    wl = db.commit_workload(ctx.mod)
+    args = ms.arg_info.ArgInfo.from_prim_func(ctx.mod["main"])
+    for run, scale in enumerate((1.0, 1.5)):   # the second run on a slower day
+        first = dataset.record_count(tmp_path / "net")
+        for i, c in enumerate(cands[8 * run:8 * run + 8]):
+            db.commit_tuning_record(ms.database.TuningRecord(
+                c.sch.trace, wl, [tvm.tirx.FloatImm("float64", scale * (1 + i) * 1e-4)], ctx.target, args))
+        dataset.record_batch(tmp_path / "net", first, dataset.record_count(tmp_path / "net"))
+    groups = dataset.load_groups(tmp_path, ["net"], ctx.target)
+    assert sorted(g.batch for g in groups) == [0, 1] and len({g.key for g in groups}) == 1
+    assert sorted(g.costs.min() for g in groups) == pytest.approx([1e-4, 1.5e-4])
+    assert all(len(g.costs) == 8 for g in groups)
+    by_task = dataset.records_by_task(tmp_path / "net")   # the database's own reading: the same records
+    assert sum(len(g.costs) for g in groups) == sum(len(r) for _, r in by_task.values())

@@ -136,7 +136,7 @@ def collect_network(zoo, name, out: Path, target, trials: int, max_tasks: int, s
     from tvm.s_tir import meta_schedule as ms
     import tvm
 
-    from . import state
+    from . import dataset, state
 
     net_dir = out / name
     net_dir.mkdir(parents=True, exist_ok=True)
@@ -160,6 +160,7 @@ def collect_network(zoo, name, out: Path, target, trials: int, max_tasks: int, s
         pending.append((h, mod, wl, have, cands))
     flat = [c for *_, cands in pending for c in cands]
     secs = measure(flat, target, builder, runner) if flat else []
+    first = dataset.record_count(net_dir)
     done, i = 0, 0
     for h, mod, wl, have, cands in pending:
         args_info = ms.arg_info.ArgInfo.from_prim_func(state.func_of(mod))
@@ -177,6 +178,7 @@ def collect_network(zoo, name, out: Path, target, trials: int, max_tasks: int, s
             _save_transitions(mod, target, cands + extra, net_dir / "transitions" / f"{h}_{have}.npz")
         pbar.update(trials - have)
     manifest_path.write_text(json.dumps(manifest, indent=1))
+    dataset.record_batch(net_dir, first, dataset.record_count(net_dir))
     return done
 
 

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TaskGroup:
-    """The measured candidates of one task of one network."""
+    """The measured candidates of one task of one network, measured in one batch."""
     network: str
     key: str
     weight: int
@@ -25,6 +25,7 @@ class TaskGroup:
     texts: list = field(default_factory=list)
     mod: object = None         # the workload IRModule (for baselines that replay)
     records: list = field(default_factory=list)
+    batch: int = 0             # the collector batch the records were measured in (batch_ids)
 
 
 @dataclass
@@ -90,6 +91,29 @@ def check_threads(root, networks) -> int:
     return distinct[0] if distinct else UNRECORDED_THREADS
 
 
+BATCHES = "batches.json"   # per network: [[first, end) record lines of each collector batch]
+RECORDS = "database_tuning_record.json"
+
+
+def record_count(net_dir: Path) -> int:
+    path = Path(net_dir) / RECORDS
+    if not path.exists():
+        return 0
+    with open(path, "rb") as f:
+        return sum(1 for _ in f)
+
+
+def record_batch(net_dir: Path, first: int, end: int) -> None:
+    """Say that records ``first`` to ``end`` (lines of the database) were measured in one batch:
+    the run times of one batch compare, those of batches hours or days apart need not (this host's
+    speed drifts; a task's records measured on two days rank by the day as much as by schedule)."""
+    if end <= first:
+        return
+    path = Path(net_dir) / BATCHES
+    batches = json.loads(path.read_text()) if path.exists() else []
+    path.write_text(json.dumps(batches + [[first, end]]))
+
+
 def record_eval_networks(root: Path, names: list) -> None:
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -126,29 +150,69 @@ def records_by_task(net_dir) -> dict:
     return out
 
 
+def batch_ids(workloads: list, batches: list) -> list[int]:
+    """The batch of each record line, given its workload (``workloads``, one per line) and the
+    batches the collector recorded (``[[first, end), ...]``). Lines no recorded batch covers (data
+    collected before batches were recorded) start a new batch wherever the workload changes: one
+    collector run appends each task's records together, so a task topped up by a later run has its
+    records in two places of the file."""
+    starts, covered = {a for a, _ in batches}, set()
+    for a, b in batches:
+        covered.update(range(a, b))
+    ids, batch = [], -1
+    for i, w in enumerate(workloads):
+        if i in starts or (i not in covered and (i == 0 or (i - 1) in covered or w != workloads[i - 1])):
+            batch += 1
+        ids.append(batch)
+    return ids
+
+
+def records_by_batch(net_dir) -> dict:
+    """A network's records by task and batch, in the order they were measured:
+    ``{(workload hash, batch): (workload module, [tuning records])}``."""
+    from tvm.s_tir import meta_schedule as ms
+
+    from .state import workload_hash
+
+    net_dir = Path(net_dir)
+    workloads = [ms.database.Workload.from_json(json.loads(line))
+                 for line in open(net_dir / "database_workload.json") if line.strip()]
+    hashes = [workload_hash(w.mod) for w in workloads]
+    rows = [json.loads(line) for line in open(net_dir / RECORDS) if line.strip()]
+    batches = json.loads((net_dir / BATCHES).read_text()) if (net_dir / BATCHES).exists() else []
+    out: dict = {}
+    for (wid, rec), batch in zip(rows, batch_ids([r[0] for r in rows], batches)):
+        w = workloads[wid]
+        out.setdefault((hashes[wid], batch), (w.mod, []))[1].append(
+            ms.database.TuningRecord.from_json(rec, w))
+    return out
+
+
 def load_groups(root, networks, target, keep_mod: bool = False) -> list[TaskGroup]:
+    """One group per task and batch: run times measured hours or days apart do not rank together."""
     from . import state
 
     groups = []
     check_threads(root, networks)
     for net in networks:
         d = Path(root) / net
-        if not (d / "database_tuning_record.json").exists():
+        if not (d / RECORDS).exists():
             continue
         manifest = json.loads((d / "tasks.json").read_text()) if (d / "tasks.json").exists() else {}
-        for h, (mod, recs) in records_by_task(d).items():
+        for (h, batch), (mod, recs) in records_by_batch(d).items():
             recs = [r for r in recs if r.run_secs]
             if len(recs) < 2:
                 continue
-            # The database keeps records sorted by run time; shuffle so ties cannot leak the order.
-            order = np.random.default_rng(int(h, 16)).permutation(len(recs))
+            # shuffled: nothing of the measuring order (nor of the database's, by run time) leaks
+            order = np.random.default_rng(int(h, 16) + batch).permutation(len(recs))
             recs = [recs[i] for i in order]
             info = state.task_info(mod, target)
             texts = [str(r.trace) for r in recs]
             costs = np.array([float(np.median([float(s) for s in r.run_secs])) for r in recs])
             groups.append(TaskGroup(net, h, int(manifest.get(h, {}).get("weight", 1)), info.state,
                                     tokenizer.tokenize_many(texts, info.blocks), costs,
-                                    texts, mod if keep_mod else None, recs if keep_mod else []))
+                                    texts, mod if keep_mod else None, recs if keep_mod else [],
+                                    batch))
     return groups
 
 

@@ -6,7 +6,9 @@ round's search. The world model scores a trace from its instructions and decisio
 round here mutates ``screen`` children per population member, scores them unbuilt, keeps the best
 ``population`` of parents and children, for ``generations`` generations, then builds only the
 best (replay + postprocessors), scores those again as built and picks the round's candidates from
-them, ``eps_greedy`` of them random samples as in MetaSchedule.
+them, ``eps_greedy`` of them random samples as in MetaSchedule. A round starts from the last
+round's population (unbuilt traces cost nothing to keep) with a quarter of it fresh random
+programs, where MetaSchedule samples its whole population anew each round.
 """
 from __future__ import annotations
 
@@ -62,19 +64,21 @@ class ScreenedSearch(PySearchStrategy):
         self.done = 0
         # keys of the traces measured (a resumed task's too) or picked
         self.seen: set = set(trace_reader.keys(self._measured_traces(1 << 30)))
+        self.carry: list = []    # the last round's population, unbuilt
 
     def post_tuning(self) -> None:
-        self.spaces, self.database, self.workload = [], None, None
+        self.spaces, self.database, self.workload, self.carry = [], None, None, []
 
     def generate_measure_candidates(self):
         if self.done >= self.max_trials:
             return None
         n = min(self.per_iter, self.max_trials - self.done)
         measured = self._measured_traces(int(self.population * self.init_measured_ratio))
-        samples = self._sample(max(self.population - len(measured), n))
-        if not samples and not measured:
+        fresh = self.population - len(measured) - len(self.carry)
+        samples = self._sample(max(fresh, self.population // 4, n))
+        if not samples and not measured and not self.carry:
             return None
-        population = self._evolve([s.trace for s in samples] + measured)
+        population = self._evolve([s.trace for s in samples] + measured + self.carry)
         picks = self._build_best(population, n - int(round(n * self.eps_greedy)))
         keys = set(trace_reader.keys([s.trace for s in picks]))
         for s, key in zip(samples, trace_reader.keys([s.trace for s in samples])):
@@ -84,6 +88,8 @@ class ScreenedSearch(PySearchStrategy):
                 picks.append(s)
                 keys.add(key)
         self.seen |= keys
+        self.carry = [t for t, k in zip(population, trace_reader.keys(population))
+                      if k not in self.seen][:self.population]
         if not picks:
             return None
         return [ms.MeasureCandidate(s, ms.arg_info.ArgInfo.from_entry_func(s.mod, True))
