@@ -5,7 +5,7 @@
 #   nohup benchmarks/wm_pipeline.sh > benchmarks/work/logs/wm_pipeline.log 2>&1 &
 #
 # Nothing else should compute meanwhile: the collector times kernels. Steps: unpack the committed
-# records (if absent), collect the rest (64 per task, 24 tasks per network), train 4 networks
+# records (if absent), collect the rest (64 per task, the 48 heaviest tasks per network), train 4 networks
 # (records only: no replayed-prefix transitions, so no dynamics loss), evaluate them offline
 # against MetaSchedule's XGB and MLP on the held-out networks (benchmarks/wm_eval.py).
 set -euo pipefail
@@ -17,7 +17,7 @@ if [ ! -d "$DATA" ]; then
   tar -xJf benchmarks/data/wm_data_cpu_t2.tar.xz -C "$(dirname "$DATA")"
 fi
 echo "$(date -Is) collect"
-tvm-wm collect --out "$DATA" --trials 64 --max-tasks 24 --no-transitions
+tvm-wm collect --out "$DATA" --trials 64 --max-tasks 48 --no-transitions
 if [ ! -f "$OUT/wm.json" ]; then
   echo "$(date -Is) train"
   tvm-wm train --data "$DATA" --members 4 --out "$OUT/wm.pt"
