@@ -117,6 +117,7 @@ def test_a_tasks_records_measured_in_two_runs_rank_apart(tmp_path, cpu_task):
     from torch_wm_backend.world_model import dataset
 
     ctx, cands = cpu_task
+    (tmp_path / "net").mkdir()
     db = ms.database.JSONDatabase(work_dir=str(tmp_path / "net"))
     wl = db.commit_workload(ctx.mod)
     args = ms.arg_info.ArgInfo.from_prim_func(ctx.mod["main"])
