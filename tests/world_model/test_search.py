@@ -40,3 +40,24 @@ def test_a_screened_search_scores_many_mutations_per_program_it_builds(cpu_workl
 def test_a_screened_search_needs_the_world_model():
     with pytest.raises(ValueError, match="world model"):
         search.make_search(8, search.SearchPlan(screen=4), ms.CostModel.create("random"))
+
+
+def test_a_mutator_that_fails_on_an_unbuilt_trace_costs_a_child_not_the_search(cpu_workload, tmp_path,
+                                                                               monkeypatch):
+    """A mutator replays the trace it mutates; an unbuilt child's postprocessing instructions may
+    no longer fit it (a ResNet-50 convolution raised in TVM's trace replay)."""
+    import tvm as tvm_mod
+
+    real = tvm_mod.get_global_func
+
+    def failing(name, *args, **kwargs):
+        if name == "s_tir.meta_schedule.MutatorApply":
+            def mutate(*_):
+                raise tvm_mod.error.InternalError("Check failed: old_outputs.size() == new_outputs.size()")
+            return mutate
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(tvm_mod, "get_global_func", failing)
+    records = _tune(cpu_workload, search.SearchPlan(population=16, generations=1, screen=2),
+                    WorldModelCostModel(seed=0, online_steps=0), 4, tmp_path)
+    assert len(records) == 4 and all(r.run_secs for r in records)

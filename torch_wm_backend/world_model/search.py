@@ -153,7 +153,10 @@ class ScreenedSearch(PySearchStrategy):
             children = []
             for i in parents:
                 m = self.mutators[int(self.rng.choice(len(self.mutators), p=self.mutator_p))]
-                child = self.mutate(m, pool[ranked[i]], self._seed())
+                try:
+                    child = self.mutate(m, pool[ranked[i]], self._seed())
+                except Exception:  # noqa: BLE001 - a mutator that replays an unbuilt trace whose
+                    child = None   # postprocessing instructions no longer fit it: no child
                 if child is not None:
                     children.append(child)
             new = {}
