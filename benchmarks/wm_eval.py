@@ -57,8 +57,9 @@ def baseline_scores(kind, train, test, target):
     t0 = time.time()
     if kind == "xgb":
         model = ms.cost_model.XGBModel(num_warmup_samples=0, adaptive_training=False)
-        # XGBModel.update fits anew on all it holds after every call, quadratic in the tasks (an
-        # hour and more on 30,000 records); the model is the same fitted once, after the last
+        # XGBModel.update fits anew on all it holds after every call, quadratic in the tasks (its
+        # fit took 2,016 s on 10,875 records, results/wm_eval.md); fitted once after the last
+        # group, the model is the same
         fit, model._train = model._train, lambda xs, ys: None
         for i, g in enumerate(train):
             model.update(*_ms_inputs(g, target))

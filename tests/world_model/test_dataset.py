@@ -131,5 +131,7 @@ def test_a_tasks_records_measured_in_two_runs_rank_apart(tmp_path, cpu_task):
     assert sorted(g.batch for g in groups) == [0, 1] and len({g.key for g in groups}) == 1
     assert sorted(g.costs.min() for g in groups) == pytest.approx([1e-4, 1.5e-4])
     assert all(len(g.costs) == 8 for g in groups)
-    by_task = dataset.records_by_task(tmp_path / "net")   # the database's own reading: the same records
-    assert sum(len(g.costs) for g in groups) == sum(len(r) for _, r in by_task.values())
+    read = ms.database.JSONDatabase(work_dir=str(tmp_path / "net")).get_all_tuning_records()
+    assert sum(len(g.costs) for g in groups) == len(read) == 16   # the database's own reading
+    (mod, recs), = dataset.records_by_task(tmp_path / "net").values()   # its batches together
+    assert sorted(float(r.run_secs[0]) for r in recs) == sorted(float(r.run_secs[0]) for r in read)

@@ -139,14 +139,11 @@ def networks_in(root: Path) -> list[str]:
 
 
 def records_by_task(net_dir) -> dict:
-    """A network's database: ``{workload hash: (workload module, [tuning records])}``."""
-    from tvm.s_tir import meta_schedule as ms
-
-    from .state import workload_hash
-
+    """A network's database: ``{workload hash: (workload module, [tuning records])}``, its batches
+    together."""
     out: dict = {}
-    for rec in ms.database.JSONDatabase(work_dir=str(net_dir)).get_all_tuning_records():
-        out.setdefault(workload_hash(rec.workload.mod), (rec.workload.mod, []))[1].append(rec)
+    for (h, _), (mod, recs) in records_by_batch(net_dir).items():
+        out.setdefault(h, (mod, []))[1].extend(recs)
     return out
 
 

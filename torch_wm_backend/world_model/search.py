@@ -12,8 +12,6 @@ programs, where MetaSchedule samples its whole population anew each round.
 """
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import tvm
 from tvm.ir.utils import derived_object
@@ -25,7 +23,6 @@ from tvm.s_tir.schedule import Trace
 from .. import counters
 from . import trace_reader
 
-log = logging.getLogger(__name__)
 _MUTATE = "s_tir.meta_schedule.MutatorApply"   # Mutator.apply with our seed, not the device's
 _BUILD_FACTOR = 2   # traces built per candidate measured: built ones are scored again
 
@@ -78,7 +75,7 @@ class ScreenedSearch(PySearchStrategy):
         samples = self._sample(max(fresh, self.population // 4, n))
         if not samples and not measured and not self.carry:
             return None
-        population = self._evolve([s.trace for s in samples] + measured + self.carry)
+        population = self._evolve([s.trace for s in samples] + measured + self.carry)   # (key, trace)
         picks = self._build_best(population, n - int(round(n * self.eps_greedy)))
         keys = set(trace_reader.keys([s.trace for s in picks]))
         for s, key in zip(samples, trace_reader.keys([s.trace for s in samples])):
@@ -88,8 +85,7 @@ class ScreenedSearch(PySearchStrategy):
                 picks.append(s)
                 keys.add(key)
         self.seen |= keys
-        self.carry = [t for t, k in zip(population, trace_reader.keys(population))
-                      if k not in self.seen][:self.population]
+        self.carry = [t for k, t in population if k not in self.seen][:self.population]
         if not picks:
             return None
         return [ms.MeasureCandidate(s, ms.arg_info.ArgInfo.from_entry_func(s.mod, True))
@@ -140,7 +136,8 @@ class ScreenedSearch(PySearchStrategy):
         return np.asarray(self.cost_model.predict_traces(self.context, traces), dtype="float64")
 
     def _evolve(self, traces: list) -> list:
-        """Traces ranked best first after ``generations`` rounds of unbuilt mutation and selection."""
+        """(key, trace) pairs ranked best first after ``generations`` rounds of unbuilt mutation and
+        selection."""
         keys = trace_reader.keys(traces)
         pool = dict(zip(keys, traces))
         scores = dict(zip(pool, self._score(list(pool.values()))))
@@ -169,13 +166,13 @@ class ScreenedSearch(PySearchStrategy):
             keep = sorted(scores, key=scores.get, reverse=True)[:self.population]
             pool = {k: pool[k] for k in keep}
             scores = {k: scores[k] for k in keep}
-        return [pool[k] for k in sorted(scores, key=scores.get, reverse=True)]
+        return [(k, pool[k]) for k in sorted(scores, key=scores.get, reverse=True)]
 
     def _build_best(self, ranked: list, n: int) -> list:
-        """Build the best unmeasured traces in order until ``_BUILD_FACTOR * n`` programs; the ``n``
-        the model scores best once built."""
+        """Build the best unmeasured traces of ``ranked`` ((key, trace) pairs) in order until
+        ``_BUILD_FACTOR * n`` programs; the ``n`` the model scores best once built."""
         built, keys = [], set()
-        for trace, key in zip(ranked, trace_reader.keys(ranked)):
+        for key, trace in ranked:
             if len(built) >= _BUILD_FACTOR * n or n <= 0:
                 break
             if key in self.seen:
