@@ -107,6 +107,8 @@ def main() -> None:
     ap.add_argument("--weights", default=None, help="default: the shipped weights for the target")
     ap.add_argument("--out", default="benchmarks/results")
     ap.add_argument("--refit", action="store_true", help="fit the baselines again, not from benchmarks/work")
+    ap.add_argument("--compare", nargs="*", default=[], metavar="WEIGHTS",
+                    help="other weights scored on the same test records (e.g. the shipped ones)")
     args = ap.parse_args()
     target = parse_target(args.target)
     kind = target.kind.name
@@ -139,6 +141,11 @@ def main() -> None:
             dataset.ranking_metrics(test, score_groups(net, test, hw))
         net.min_shortlist = keep
         res["wm_min_shortlist"] = keep
+    compared = {}
+    for path in args.compare:
+        name = f"wm {path}"
+        compared[name] = score_groups(load_weights(path), test, hw)
+        res["models"][name] = dataset.ranking_metrics(test, compared[name])
     rng = np.random.default_rng(0)
     rand_scores = [rng.random(len(g.costs)) for g in test]
     res["models"]["random"] = dataset.ranking_metrics(test, rand_scores)
@@ -160,7 +167,7 @@ def main() -> None:
             res["models"][baseline] = {**dataset.ranking_metrics(test, scores), "fit_seconds": round(fit, 1)}
         except Exception as err:  # noqa: BLE001 - report a failing baseline, keep the others
             res["models"][baseline] = {"error": repr(err)[:300]}
-    all_scores = {"wm": wm_scores, "random": rand_scores, **baseline_scores_by_name}
+    all_scores = {"wm": wm_scores, **compared, "random": rand_scores, **baseline_scores_by_name}
     res["top1_difference_bootstrap"] = {
         b: top1_difference(test, all_scores["wm"], all_scores[b]) for b in all_scores if b != "wm"}
     out = Path(args.out)

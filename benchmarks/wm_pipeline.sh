@@ -24,6 +24,7 @@ if [ ! -f "$OUT/wm.json" ]; then
 fi
 if [ ! -f "$OUT/wm_eval.json" ]; then
   echo "$(date -Is) wm_eval"
-  python benchmarks/wm_eval.py --data "$DATA" --weights "$OUT/wm.pt" --out "$OUT"
+  python benchmarks/wm_eval.py --data "$DATA" --weights "$OUT/wm.pt" --out "$OUT" \
+    --compare torch_wm_backend/world_model/weights/wm.pt
 fi
 echo "$(date -Is) done: $OUT"

@@ -223,7 +223,7 @@ def _ids(b, t):
 
 # name -> (builder, inputs builder). Training nets use other sizes than the evaluation nets.
 TRAIN = {}  # interleaved kinds so that a partial collection covers CNNs and transformers
-for _b in (1, 4):
+for _b in (1, 2, 4):
     TRAIN.update({
         f"resnet18_b{_b}": (lambda: resnet(Basic, [2, 2, 2, 2]), lambda b=_b: _img(b, 160)),
         f"resnet34_b{_b}": (lambda: resnet(Basic, [3, 4, 6, 3]), lambda b=_b: _img(b, 128)),
