@@ -12,6 +12,8 @@ import math
 import time
 from pathlib import Path
 
+import sys
+
 import numpy as np
 import tvm
 from tvm import te
@@ -116,7 +118,11 @@ def main() -> None:
     shortlist = (max(wm.net.min_shortlist, math.ceil(wm.net.shortlist * n)) if members > 1 else n)
     ms_per = {k: 1e6 * v / n for k, v in best.items()}
     ms_per["replay_psf_xgb_total"] = ms_per["replay"] + ms_per["psf_plus_xgb_predict"]
-    res = {"candidates": n, "structures": len(first), "repeats": args.repeat,
+    sys.path.insert(0, str(Path(__file__).parent))
+    from machine import describe, heading
+
+    machine = describe()
+    res = {"machine": machine, "candidates": n, "structures": len(first), "repeats": args.repeat,
            "statistic": "min over repeats", "workload": "conv2d 3x3 128->128 @28x28 + relu, llvm",
            "wm_members": members, "wm_shortlist": shortlist, "wm_cpu_threads": 1,
            "xgb_threads": "XGBModel's default (physical cores)", "ms_per_1000": ms_per,
@@ -128,8 +134,9 @@ def main() -> None:
     (out / "wm_cost.json").write_text(json.dumps(res, indent=1))
     m = res["ms_per_1000"]
     md = "\n".join([
-        "# Evaluator cost (ms per 1,000 candidates, same candidates, one run, best of "
-        f"{args.repeat} alternating repeats, 2-core CPU, one thread)", "",
+        *heading("Evaluator cost", machine), "",
+        "Milliseconds per 1,000 candidates: the same candidates, one run, best of "
+        f"{args.repeat} alternating repeats; the world model scores on one thread.", "",
         "| evaluator | ms / 1000 |", "|---|---|",
         f"| world model predict, shipped ensemble of {members} | {m['wm_predict']:.0f} |",
         f"| world model predict, one member | {m['wm_one_member_predict']:.0f} |",

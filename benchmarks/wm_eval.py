@@ -107,8 +107,8 @@ def main() -> None:
     ap.add_argument("--weights", default=None, help="default: the shipped weights for the target")
     ap.add_argument("--out", default="benchmarks/results")
     ap.add_argument("--refit", action="store_true", help="fit the baselines again, not from benchmarks/work")
-    ap.add_argument("--compare", nargs="*", default=[], metavar="WEIGHTS",
-                    help="other weights scored on the same test records (e.g. the shipped ones)")
+    ap.add_argument("--compare", nargs="*", default=[], metavar="NAME=WEIGHTS",
+                    help="other weights scored on the same test records (e.g. v1=<the shipped ones>)")
     args = ap.parse_args()
     target = parse_target(args.target)
     kind = target.kind.name
@@ -142,8 +142,9 @@ def main() -> None:
         net.min_shortlist = keep
         res["wm_min_shortlist"] = keep
     compared = {}
-    for path in args.compare:
-        name = f"wm {path}"
+    for item in args.compare:
+        label, _, path = item.rpartition("=")
+        name = f"wm {label or path}"
         compared[name] = score_groups(load_weights(path), test, hw)
         res["models"][name] = dataset.ranking_metrics(test, compared[name])
     rng = np.random.default_rng(0)

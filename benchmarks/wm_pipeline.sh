@@ -25,6 +25,6 @@ fi
 if [ ! -f "$OUT/wm_eval.json" ]; then
   echo "$(date -Is) wm_eval"
   python benchmarks/wm_eval.py --data "$DATA" --weights "$OUT/wm.pt" --out "$OUT" \
-    --compare torch_wm_backend/world_model/weights/wm.pt
+    --compare shipped=torch_wm_backend/world_model/weights/wm.pt
 fi
 echo "$(date -Is) done: $OUT"
