@@ -223,7 +223,7 @@ def cmd_report(args) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from machine import describe
+    from machine import describe, heading
     from subgraphs import representative, write
 
     chosen = representative()
@@ -281,8 +281,8 @@ def cmd_report(args) -> None:
     json.dump({"machine": machine, "best_s": best, "ratios": summary, "runs": {k: len(v) for k, v in walls.items()},
                "wall_s": {k: sum(v) / len(v) for k, v in walls.items()}},
               open(os.path.join(RESULTS, "protocol.json"), "w"), indent=1)
-    head = (f"# Protocol: best latency per subgraph (mean over the seeds run) — {machine['cpu']}, "
-            f"{machine['cores']} cores, {machine['date']}\n\nLatency a / latency b above 1: b is faster.\n\n")
+    head = "\n".join(heading("Protocol: best latency per subgraph (mean over the seeds run)", machine)
+                     + ["", "Latency a / latency b above 1: b is faster.", "", ""])
     open(os.path.join(RESULTS, "protocol.md"), "w").write(head + "\n".join(lines) + "\n")
     cols = min(4, len(curves))
     rows = math.ceil(len(curves) / cols)

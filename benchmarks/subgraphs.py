@@ -39,7 +39,7 @@ def representative(target=None) -> list:
     return chosen
 
 
-def training_tasks(data_dir=os.path.join(HERE, "work", "wm_data")) -> tuple:
+def training_tasks(data_dir=os.path.join(HERE, "work", "wm_data_t2")) -> tuple:
     """(workload hashes, network names) of the world model's training data: the ``tasks.json``
     manifests the collector writes for each training network."""
     import glob
