@@ -10,9 +10,8 @@ import argparse
 import json
 import math
 import time
-from pathlib import Path
-
 import sys
+from pathlib import Path
 
 import numpy as np
 import tvm
@@ -25,6 +24,9 @@ from torch_wm_backend.world_model import (WorldModelCostModel, create_cost_model
                                          trace_reader)
 from torch_wm_backend.world_model.network import Ensemble
 from torch_wm_backend.world_model.collect import cpu_target, sample_candidates
+
+sys.path.insert(0, str(Path(__file__).parent))
+from machine import describe, heading  # noqa: E402
 
 
 def _workload():
@@ -118,9 +120,6 @@ def main() -> None:
     shortlist = (max(wm.net.min_shortlist, math.ceil(wm.net.shortlist * n)) if members > 1 else n)
     ms_per = {k: 1e6 * v / n for k, v in best.items()}
     ms_per["replay_psf_xgb_total"] = ms_per["replay"] + ms_per["psf_plus_xgb_predict"]
-    sys.path.insert(0, str(Path(__file__).parent))
-    from machine import describe, heading
-
     machine = describe()
     res = {"machine": machine, "candidates": n, "structures": len(first), "repeats": args.repeat,
            "statistic": "min over repeats", "workload": "conv2d 3x3 128->128 @28x28 + relu, llvm",

@@ -227,12 +227,11 @@ def rebuild_transitions(out: Path, target) -> int:
     from tqdm import tqdm
 
     from ..errors import TvmWmError
-    from .dataset import networks_in, records_by_task
+    from .dataset import COMMITTED_RECORDS, networks_in, records_by_task
 
     if not out.is_dir() or not networks_in(out):
-        raise TvmWmError(f"no record databases under {out}: unpack the committed data "
-                         "(`tar -xJf benchmarks/data/wm_data_cpu_t2.tar.xz -C benchmarks/work` gives "
-                         "benchmarks/work/wm_data_t2) or run `tvm-wm collect` first")
+        raise TvmWmError(f"no record databases under {out}: {COMMITTED_RECORDS}, "
+                         "or run `tvm-wm collect` first")
     todo = []
     for net_dir in (out / name for name in networks_in(out)):
         (net_dir / "transitions").mkdir(exist_ok=True)

@@ -37,6 +37,9 @@ class Transition:
     feats: np.ndarray
 
 
+# where the committed CPU records are and how to unpack them, for the errors that need records
+COMMITTED_RECORDS = ("`tar -xJf benchmarks/data/wm_data_cpu_t2.tar.xz -C benchmarks/work` unpacks the "
+                     "committed records into benchmarks/work/wm_data_t2")
 MEASURED_WITH = "measured_with.json"  # per network: {"tvm_threads": n, "cpu": the target's mcpu}
 # Records without it were measured before TVM's pool followed PyTorch's thread count: at one
 # thread of this 2-core machine (TVM sized its pool as half the hardware threads).

@@ -124,9 +124,8 @@ def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 1500, lr:
     if members < 1:
         raise TvmWmError(f"--members must be at least 1, not {members}")
     if not Path(root).is_dir():
-        raise TvmWmError(f"no data folder {root}: run `tvm-wm collect` first, or use the "
-                         "committed records: `tar -xJf benchmarks/data/wm_data_cpu_t2.tar.xz -C "
-                         "benchmarks/work` and --data benchmarks/work/wm_data_t2")
+        raise TvmWmError(f"no data folder {root}: run `tvm-wm collect` first, or "
+                         f"{dataset.COMMITTED_RECORDS} (then --data there)")
     target = parse_target(target) if isinstance(target, str) else target
     held_out = dataset.eval_networks(root)
     nets = [n for n in dataset.networks_in(root) if n not in held_out]
