@@ -67,3 +67,36 @@ def test_held_out_workloads_cover_every_layout_the_data_holds(tmp_path):
     assert eval_hashes(zoo, tmp_path, target) == per_layout[0] | per_layout[1]
     cached = json.loads((tmp_path / "eval_hashes.json").read_text())
     assert cached["layouts"] == list(LAYOUTS)
+
+
+def test_a_task_none_of_whose_candidates_ran_is_not_sampled_again(tmp_path, monkeypatch):
+    """A task whose every candidate failed to build or run is written down as such and skipped by
+    the next collector run instead of costing a full round of measurements each time."""
+    import json
+    import types
+
+    import torch
+    from tqdm import tqdm
+
+    from torch_wm_backend.lower.target import cpu_target
+    from torch_wm_backend.world_model import collect
+
+    def build(name):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU()).eval()
+        return net, (torch.randn(1, 3, 8, 8),)
+
+    measured = []
+
+    def all_fail(cands, target, builder, runner):
+        measured.append(len(cands))
+        return [None] * len(cands)
+
+    monkeypatch.setattr(collect, "measure", all_fail)
+    zoo = types.SimpleNamespace(EVAL={}, build=build)
+    for _ in range(2):
+        collect.collect_network(zoo, "cnn", tmp_path, cpu_target(), trials=4, max_tasks=1, skip=set(),
+                                builder=None, runner=None, pbar=tqdm(disable=True), transitions=False)
+    assert measured == [4]
+    manifest = json.loads((tmp_path / "cnn" / "tasks.json").read_text())
+    assert [m["failed"] for m in manifest.values()] == [4]

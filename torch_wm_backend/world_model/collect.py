@@ -149,10 +149,11 @@ def collect_network(zoo, name, out: Path, target, trials: int, max_tasks: int, s
     for t in [t for t in tasks if task_hash(t) not in skip][:max_tasks]:
         h = task_hash(t)
         mod = t.dispatched[0]
-        manifest[h] = {"name": t.task_name, "weight": int(t.weight), "flops": task_flops(t)}
+        failed = manifest.get(h, {}).get("failed", 0)
+        manifest[h] = {"name": t.task_name, "weight": int(t.weight), "flops": task_flops(t), "failed": failed}
         wl = db.commit_workload(mod)
         have = len(db.get_top_k(wl, 100000))
-        if have >= trials:
+        if have >= trials or (have == 0 and failed >= trials):   # done, or no candidate of it ever ran
             pbar.update(trials)
             continue
         cands = sample_candidates(mod, target, trials - have, seed=(int(h, 16) + have) % (2**31),
@@ -169,8 +170,9 @@ def collect_network(zoo, name, out: Path, target, trials: int, max_tasks: int, s
                 db.commit_tuning_record(ms.database.TuningRecord(
                     c.sch.trace, wl, [tvm.tirx.FloatImm("float64", x) for x in s], target, args_info))
                 done += 1
-        log.info("%s %s: %d/%d measured", name, manifest[h]["name"], sum(
-            s is not None for s in secs[i:i + len(cands)]), len(cands))
+        ran = sum(s is not None for s in secs[i:i + len(cands)])
+        manifest[h]["failed"] += len(cands) - ran
+        log.info("%s %s: %d/%d measured", name, manifest[h]["name"], ran, len(cands))
         i += len(cands)
         if transitions:
             extra = sample_candidates(mod, target, extra_unmeasured, seed=int(h, 16) % (2**31) + 7,
