@@ -253,6 +253,7 @@ def cmd_report(args) -> None:
         return
     best = {n: {k: sum(v) / len(v) for k, v in runs_.items()} for n, runs_ in table.items()}
     pairs = [("xgb@64", "wm@64"), ("random@64", "wm@64"), (f"xgb@{10 * args.trials}", "wm@64")]
+    pairs += [("xgb@64", f"{v}@64") for v in CONFIRM]   # a former default against the same XGB runs
     flops = {name: f for name, _, f, _ in chosen}
     keys = ("wm@64", "xgb@64", "random@64", f"xgb@{10 * args.trials}")
     lines = ["| subgraph | MFLOP | " + " | ".join(f"{k} (us)" for k in keys) + " | wm GFLOP/s |",
