@@ -44,23 +44,25 @@ def test_training_without_data_or_with_no_members_is_one_line(tmp_path):
         main(["train", "--data", str(tmp_path), "--members", "0"])
 
 
+def _cnn(name):
+    """A one-conv zoo network: its build(name) -> (model, example inputs)."""
+    import torch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU()).eval()
+    return net, (torch.randn(1, 3, 8, 8),)
+
+
 def test_held_out_workloads_cover_every_layout_the_data_holds(tmp_path):
     """The collector measures a CNN channels-last, as the backend tunes it, while older records are
     NCHW: a training task is dropped if its workload occurs in an evaluation network in either."""
     import json
     import types
 
-    import torch
-
     from torch_wm_backend.lower.target import cpu_target
     from torch_wm_backend.world_model.collect import LAYOUTS, eval_hashes, network_tasks, task_hash
 
-    def build(name):
-        torch.manual_seed(0)
-        net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU()).eval()
-        return net, (torch.randn(1, 3, 8, 8),)
-
-    zoo = types.SimpleNamespace(EVAL={"cnn": None}, build=build)
+    zoo = types.SimpleNamespace(EVAL={"cnn": None}, build=_cnn)
     target = cpu_target()
     per_layout = [{task_hash(t) for t in network_tasks(zoo, "cnn", target, layout)} for layout in LAYOUTS]
     assert per_layout[0] != per_layout[1]  # NCHW and channels-last are other workloads
@@ -75,16 +77,10 @@ def test_a_task_none_of_whose_candidates_ran_is_not_sampled_again(tmp_path, monk
     import json
     import types
 
-    import torch
     from tqdm import tqdm
 
     from torch_wm_backend.lower.target import cpu_target
     from torch_wm_backend.world_model import collect
-
-    def build(name):
-        torch.manual_seed(0)
-        net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU()).eval()
-        return net, (torch.randn(1, 3, 8, 8),)
 
     measured = []
 
@@ -93,7 +89,7 @@ def test_a_task_none_of_whose_candidates_ran_is_not_sampled_again(tmp_path, monk
         return [None] * len(cands)
 
     monkeypatch.setattr(collect, "measure", all_fail)
-    zoo = types.SimpleNamespace(EVAL={}, build=build)
+    zoo = types.SimpleNamespace(EVAL={}, build=_cnn)
     for _ in range(2):
         collect.collect_network(zoo, "cnn", tmp_path, cpu_target(), trials=4, max_tasks=1, skip=set(),
                                 builder=None, runner=None, pbar=tqdm(disable=True), transitions=False)
