@@ -37,6 +37,15 @@ def options(variant: str, trials: int, work: str = WORK) -> dict:
             "weight_layouts": variant.endswith("_packed")}
 
 
+def timed_options(variant: str, args, work: str) -> dict:
+    """``variant``'s options for `time`: its cache under ``work``, its matrix products as
+    ``--matmul`` names (the records are shared; the built module is keyed by the option)."""
+    opts = options(variant, args.trials, work)
+    if args.matmul and variant != "tvm_wm_untuned":
+        opts["matmul"] = args.matmul
+    return opts
+
+
 def copy_cache(variant: str, trials: int, work: str) -> dict:
     """``variant``'s options on a copy of its cache under ``work``: `tune` holds the original's
     records lock for its whole run. Lock files and scratch space are left out."""
@@ -103,6 +112,11 @@ def cmd_time(args):
 
     out = {"machine": describe(), "trials": args.trials, "rounds": args.rounds, "iters": args.iters,
            "models": {}}
+    if args.matmul:
+        out["matmul"] = args.matmul
+    if args.compare:
+        out["compare"] = {"label": args.compare[0], "work": os.path.relpath(args.compare[1], HERE),
+                          "note": args.compare_note}
     tuning_path = os.path.join(args.out, f"e2e_tuning_t{args.trials}.json")
     for name in args.models:
         model, x = _load(name)
@@ -122,7 +136,10 @@ def cmd_time(args):
                 if f"{name}/{variant}" not in tuned or variant in args.skip:
                     continue  # not tuned yet: timing it here would tune it now
                 fns[variant] = torch.compile(model, backend="tvm_wm",
-                                             options=options(variant, args.trials, args.work))
+                                             options=timed_options(variant, args, args.work))
+                if args.compare and variant in TUNED:  # the same variant from other records
+                    fns[f"{variant}_{args.compare[0]}"] = torch.compile(
+                        model, backend="tvm_wm", options=timed_options(variant, args, args.compare[1]))
             kept = {}
             for variant, fn in fns.items():
                 torch_wm_backend.reset_stats()
@@ -132,7 +149,8 @@ def cmd_time(args):
                         fn(x)
                 if variant.startswith("tvm_wm"):
                     s = torch_wm_backend.stats()
-                    kept[variant] = {k: s[k] for k in ("subgraphs_compiled", "context_kept_tvm",
+                    kept[variant] = {k: s[k] for k in ("subgraphs_compiled", "trials_measured",
+                                                       "context_kept_tvm",
                                                        "context_kept_eager", "graphs_kept_compiled",
                                                        "graphs_kept_eager", "graphs_one_module",
                                                        "modules_pytorch_products",
@@ -180,7 +198,12 @@ def write_markdown(out, folder=RESULTS, stem="e2e"):
                      "layouts, prepared once)." if any(v.endswith("_packed") for v in variants) else "")
                   + (" *_torchmm: the `matmul=\"pytorch\"` option (PyTorch's matrix products called "
                      "from inside the TVM module, its other kernels tuned)."
-                     if any(v.endswith("_torchmm") for v in variants) else ""))
+                     if any(v.endswith("_torchmm") for v in variants) else "")
+                  + (f" Every tuned variant built with `matmul=\"{out['matmul']}\"`."
+                     if out.get("matmul") else "")
+                  + (f" *_{out['compare']['label']}: the same variant built from the tuning records "
+                     f"under `benchmarks/{out['compare']['work']}` ({out['compare']['note']})."
+                     if out.get("compare") else ""))
     lines += ["", "| model | GFLOP | " + " | ".join(variants) + " |", "|---|---|" + "---|" * len(variants)]
     for name, r in out["models"].items():
         cells = [f"{r['variants'][v]['ms']:.2f} (×{r['variants'][v]['speedup_vs_eager']:.2f}, "
@@ -198,8 +221,9 @@ def write_markdown(out, folder=RESULTS, stem="e2e"):
               "PyTorch's products (the `matmul` option: oneDNN on packed weights, `torch.matmul` for "
               "the others), its other kernels TVM's. "
               "TVM calls: TVM kernel (VM) calls in one model call.", "",
-              "| model / variant | subgraphs compiled | kept in TVM | graph run | TVM calls per call |",
-              "|---|---|---|---|---|"]
+              "| model / variant | subgraphs compiled | kept in TVM | graph run | TVM calls per call | "
+              "trials measured while compiling here |",
+              "|---|---|---|---|---|---|"]
     for name, r in out["models"].items():
         for v, row in r["variants"].items():
             if "subgraphs" in row:
@@ -209,7 +233,8 @@ def write_markdown(out, folder=RESULTS, stem="e2e"):
                        "partitioned" if k.get("graphs_kept_compiled") else
                        "eager" if k.get("graphs_kept_eager") else "-")
                 lines.append(f"| {name}/{v} | {k['subgraphs_compiled']} | {k['context_kept_tvm']} | "
-                             f"{run} | {k.get('kernel_calls_per_call', '-')} |")
+                             f"{run} | {k.get('kernel_calls_per_call', '-')} | "
+                             f"{k.get('trials_measured', '-')} |")
     if out["tuning"]:
         lines += ["", "Tuning runs:", "",
                   "| model / variant | tuning + compile wall time (s) | tasks | trials |",
@@ -248,6 +273,14 @@ def main():
     parser.add_argument("--name", default="e2e", help="`time` writes <name>.json/.md/.png")
     parser.add_argument("--work", default=WORK, help="the variants' caches `time` reads (a copy "
                         "of them while `tune` holds their records lock)")
+    parser.add_argument("--compare", nargs=2, metavar=("LABEL", "WORK"), help="`time` also times "
+                        "each tuned variant built from the caches under WORK (tuned with other "
+                        "weights, say) as <variant>_<LABEL>, interleaved with the rest")
+    parser.add_argument("--matmul", choices=["tvm", "pytorch", "auto"], help="`time` builds every "
+                        "tuned variant with this `matmul` option instead of its own (from the same "
+                        "records)")
+    parser.add_argument("--compare-note", default="", help="what --compare's caches are, for the "
+                        "markdown")
     parser.add_argument("--variants", nargs="+", default=["tvm_wm_untuned", "tvm_wm_wm", "tvm_wm_xgb"],
                         choices=["tvm_wm_untuned", *TUNED], help="variants to tune, in this order")
     args = parser.parse_args()
