@@ -3,6 +3,8 @@
     python benchmarks/e2e.py tune [--trials 64]   # background-able, resumable: tuning lives in
                                                   # benchmarks/work/e2e/<variant> caches
     python benchmarks/e2e.py time                 # on a quiet machine: all variants side by side
+    python benchmarks/e2e.py time --compare v1 benchmarks/work/e2e_v1   # and each tuned variant
+                                                  # built from other records (other weights'), beside
 
 Writes benchmarks/results/e2e.json, e2e.md and e2e.png (--name: another name, --out: another folder).
 """
