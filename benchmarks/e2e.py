@@ -140,8 +140,13 @@ def cmd_time(args):
                 fns[variant] = torch.compile(model, backend="tvm_wm",
                                              options=timed_options(variant, args, args.work))
                 if args.compare and variant in TUNED:  # the same variant from other records
-                    fns[f"{variant}_{args.compare[0]}"] = torch.compile(
-                        model, backend="tvm_wm", options=timed_options(variant, args, args.compare[1]))
+                    other = timed_options(variant, args, args.compare[1])
+                    if not os.path.isdir(other["cache_dir"]):  # compiling it would tune it anew
+                        print(f"{name}/{variant}: no cache at {other['cache_dir']}; "
+                              f"{args.compare[0]} not timed", flush=True)
+                        continue
+                    fns[f"{variant}_{args.compare[0]}"] = torch.compile(model, backend="tvm_wm",
+                                                                        options=other)
             kept = {}
             for variant, fn in fns.items():
                 torch_wm_backend.reset_stats()

@@ -167,14 +167,14 @@ def cmd_run(args) -> None:
         tune_one(task, task.target, cm, seed, trials, run_dir(name, cm, seed, trials))
 
 
-def time_to(directory: str, latency: float) -> float | None:
-    """Seconds from a run's start until its best-so-far latency was ``latency`` or better (None:
-    never, or no clock)."""
+def time_to(directory: str, best_so_far: list, latency: float) -> float | None:
+    """Seconds from a run's start until its best-so-far latency (``best_so_far``: its ``curve``)
+    was ``latency`` or better (None: never, or no clock)."""
     path = os.path.join(directory, "times.json")
     if not os.path.exists(path):
         return None
     times = json.load(open(path))
-    for t, best in zip(times, curve(directory)):
+    for t, best in zip(times, best_so_far):
         if best <= latency:
             return t
     return None
@@ -213,10 +213,10 @@ def _reach(done: dict, trials: int, best: dict, lines: list) -> dict:
     """Tuning wall time (search + build + measure) until a run matched xgb@64's final latency (its
     mean over seeds) on the subgraph."""
     found: dict = {}
-    for name, v, seed, t in done:
+    for (name, v, seed, t), c in done.items():
         target = best.get(name, {}).get(f"xgb@{trials}")
         if target is not None:
-            found.setdefault(f"{v}@{t}", []).append(time_to(run_dir(name, v, seed, t), target))
+            found.setdefault(f"{v}@{t}", []).append(time_to(run_dir(name, v, seed, t), c, target))
     out = {}
     lines += ["", f"Time to reach xgb@{trials}'s final latency (its mean over seeds), per run: runs that "
               "reached it, and their median seconds from the run's start.", "",
