@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import pickle
 import time
 from pathlib import Path
@@ -100,6 +101,27 @@ def top1_difference(test, scores_a, scores_b, resamples: int = 2000) -> dict:
             "p95": float(np.percentile(boot, 95))}
 
 
+GAPS = (1.0, 1.05, 1.2, 2.0, math.inf)  # slower / faster candidate's latency: the pairs' bands
+
+
+def pairwise_by_gap(test, scores) -> list:
+    """Pairwise accuracy within each band of GAPS (tied scores count half): how far apart two
+    candidates' latencies are decides how often any model orders them right; pairs a few percent
+    apart are within the measurements' noise."""
+    right, count = np.zeros(len(GAPS) - 1), np.zeros(len(GAPS) - 1)
+    for g, s in zip(test, scores):
+        c, s = np.asarray(g.costs), np.asarray(s)
+        i, j = np.triu_indices(len(c), 1)
+        keep = c[i] != c[j]
+        i, j = i[keep], j[keep]
+        band = np.digitize(np.maximum(c[i], c[j]) / np.minimum(c[i], c[j]), GAPS) - 1
+        np.add.at(right, band, np.where(s[i] == s[j], 0.5, ((s[i] > s[j]) == (c[i] < c[j])).astype(float)))
+        np.add.at(count, band, 1)
+    top = lambda k: GAPS[k + 1] if math.isfinite(GAPS[k + 1]) else None
+    return [{"from": GAPS[k], "to": top(k), "pairs": int(count[k]),
+             "pairwise_acc": float(right[k] / max(count[k], 1))} for k in range(len(count))]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", default="benchmarks/work/wm_data")
@@ -169,6 +191,7 @@ def main() -> None:
         except Exception as err:  # noqa: BLE001 - report a failing baseline, keep the others
             res["models"][baseline] = {"error": repr(err)[:300]}
     all_scores = {"wm": wm_scores, **compared, "random": rand_scores, **baseline_scores_by_name}
+    res["pairwise_by_gap"] = {name: pairwise_by_gap(test, sc) for name, sc in all_scores.items()}
     res["top1_difference_bootstrap"] = {
         b: top1_difference(test, all_scores["wm"], all_scores[b]) for b in all_scores if b != "wm"}
     out = Path(args.out)
@@ -195,6 +218,13 @@ def main() -> None:
               "(2,000 resamples):", "", "| wm minus | top-1 difference | 90% interval |", "|---|---|---|"]
     for name, d in res["top1_difference_bootstrap"].items():
         lines.append(f"| {name} | {d['difference']:+.3f} | {d['p05']:+.3f} to {d['p95']:+.3f} |")
+    bands = next(iter(res["pairwise_by_gap"].values()))
+    band = lambda b: f"×{b['from']:g} to ×{b['to']:g}" if b["to"] else f"×{b['from']:g} or more"
+    lines += ["", "Pairwise accuracy by how far apart the pair's latencies are (slower / faster; pairs in "
+              "each band: " + ", ".join(f"{band(b)} {b['pairs']}" for b in bands) + "):", "",
+              "| model | " + " | ".join(band(b) for b in bands) + " |", "|---" * (len(bands) + 1) + "|"]
+    for name, rows in res["pairwise_by_gap"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{b['pairwise_acc']:.3f}" for b in rows) + " |")
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -7,7 +7,8 @@ trainer's own split (validation networks held out whole, as `tvm-wm train` does)
 A recipe is loss:dynamics-weight:steps:selection-metric; losses: pair (RankNet, the trainer's),
 list (softmax listwise), both (pair + list), reg (regress min/cost, like MetaSchedule's XGB),
 pair+reg, distill (pairwise + MSE to the shipped ensemble's logits: one network in its place).
---dims d_z:d_hidden sizes the network (smaller members cost less to evaluate).
+--dims d_z:d_hidden sizes the network (smaller members cost less to evaluate); --batch is the tasks
+in each step's ranking loss.
 """
 import argparse
 import dataclasses
@@ -59,7 +60,7 @@ def distill_loss(batch, hw):
     return lambda s, lab, gid: pairwise_rank_loss(s, lab, gid) + torch.nn.functional.mse_loss(s, want)
 
 
-def run(data, kind, dyn, steps, select, seed, hw, hw_np, dims=None):
+def run(data, kind, dyn, steps, select, seed, hw, hw_np, dims=None, batch=8):
     tr, va, te, trans = data
     torch.manual_seed(seed)
     random.seed(seed)
@@ -76,8 +77,8 @@ def run(data, kind, dyn, steps, select, seed, hw, hw_np, dims=None):
     for step in range(steps):
         net.train()
         opt.zero_grad()
-        batch = random.sample(tr, min(8, len(tr)))
-        loss = trainer._rank_batch(net, batch, hw, distill_loss(batch, hw) if kind == "distill"
+        picked = random.sample(tr, min(batch, len(tr)))
+        loss = trainer._rank_batch(net, picked, hw, distill_loss(picked, hw) if kind == "distill"
                                    else recipe_loss(kind))
         if dyn:
             loss = loss + dyn * trainer._dyn_batch(net, random.sample(trans, min(16, len(trans))))
@@ -91,7 +92,8 @@ def run(data, kind, dyn, steps, select, seed, hw, hw_np, dims=None):
                 best, state = m[select], {k: v.clone() for k, v in net.state_dict().items()}
     net.load_state_dict(state)
     sv, st = trainer.score_groups(net, va, hw), trainer.score_groups(net, te, hw)
-    report(f"{kind} dyn={dyn} steps={steps} sel={select} seed={seed}" + (f" dims={dims}" if dims else ""), va, te, sv, st,
+    report(f"{kind} dyn={dyn} steps={steps} batch={batch} sel={select} seed={seed}"
+           + (f" dims={dims}" if dims else ""), va, te, sv, st,
            f"({time.time() - t0:.0f}s)")
     return sv, st
 
@@ -114,6 +116,7 @@ def main():
     ap.add_argument("--recipes", nargs="*", default=["pair:0.3:400:pairwise_acc"])
     ap.add_argument("--seeds", type=int, nargs="*", default=[0])
     ap.add_argument("--dims", help="d_z:d_hidden of the network (default: the trainer's, 96:128)")
+    ap.add_argument("--batch", type=int, default=8, help="tasks per step's ranking loss")
     args = ap.parse_args()
     torch.set_num_threads(1)
     target = cpu_target()
@@ -140,7 +143,7 @@ def main():
           flush=True)
     for recipe in args.recipes:
         kind, dyn, steps, select = recipe.split(":")
-        runs = [run(data, kind, float(dyn), int(steps), select, seed, hw, hw_np, args.dims)
+        runs = [run(data, kind, float(dyn), int(steps), select, seed, hw, hw_np, args.dims, args.batch)
                 for seed in args.seeds]
         if len(runs) > 1:
             report(f"{recipe} mean of seeds {args.seeds}" + (f" dims={args.dims}" if args.dims else ""), va, te, mean_of([r[0] for r in runs]),

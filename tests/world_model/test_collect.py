@@ -33,7 +33,7 @@ def test_rebuilding_without_data_is_one_line(tmp_path):
         main(["collect", "--rebuild-transitions", "--out", str(tmp_path / "nowhere")])
 
 
-def test_training_without_data_or_with_no_members_is_one_line(tmp_path):
+def test_training_without_data_or_with_no_members_or_tasks_per_step_is_one_line(tmp_path):
     from torch_wm_backend.cli import main
 
     with pytest.raises(SystemExit, match="tvm-wm train: no data folder"):
@@ -42,6 +42,8 @@ def test_training_without_data_or_with_no_members_is_one_line(tmp_path):
         main(["train", "--data", str(tmp_path)])
     with pytest.raises(SystemExit, match="tvm-wm train: --members must be at least 1"):
         main(["train", "--data", str(tmp_path), "--members", "0"])
+    with pytest.raises(SystemExit, match="tvm-wm train: --batch and --steps must be at least 1"):
+        main(["train", "--data", str(tmp_path), "--batch", "0"])
 
 
 def _cnn(name):

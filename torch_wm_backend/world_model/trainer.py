@@ -78,14 +78,14 @@ def _dyn_batch(net, trs):
     return torch.nn.functional.mse_loss(net.predict_dynamics(traj[rows, cols]), target)
 
 
-def _train_one(groups, val, trans, hw, hw_np, steps, lr, dyn_weight, seed, save) -> tuple:
+def _train_one(groups, val, trans, hw, hw_np, steps, lr, dyn_weight, seed, save, batch=8) -> tuple:
     """One network from one seed; the state with the best validation pairwise accuracy is kept
     (and saved through ``save`` whenever it improves, so an interruption loses little)."""
     with seeded(seed):
-        return _fit(groups, val, trans, hw, hw_np, steps, lr, dyn_weight, seed, save)
+        return _fit(groups, val, trans, hw, hw_np, steps, lr, dyn_weight, seed, save, batch)
 
 
-def _fit(groups, val, trans, hw, hw_np, steps, lr, dyn_weight, seed, save) -> tuple:
+def _fit(groups, val, trans, hw, hw_np, steps, lr, dyn_weight, seed, save, batch) -> tuple:
     rng = random.Random(seed)
     net = WorldModel(default_config())
     _fit_norm(net, groups, trans, hw_np)
@@ -95,7 +95,7 @@ def _fit(groups, val, trans, hw, hw_np, steps, lr, dyn_weight, seed, save) -> tu
     for step in range(steps):
         net.train()
         opt.zero_grad()
-        loss = _rank_batch(net, rng.sample(groups, min(8, len(groups))), hw)
+        loss = _rank_batch(net, rng.sample(groups, min(batch, len(groups))), hw)
         if trans and dyn_weight > 0:
             loss = loss + dyn_weight * _dyn_batch(net, rng.sample(trans, min(16, len(trans))))
         loss.backward()
@@ -115,14 +115,18 @@ def _fit(groups, val, trans, hw, hw_np, steps, lr, dyn_weight, seed, save) -> tu
 
 
 def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 1500, lr: float = 2e-3,
-          dyn_weight: float = 0.3, seed: int = 0, target="cpu", members: int = 1) -> dict:
-    """Train ``members`` networks from seeds seed, seed+1, ... and save them as one ensemble."""
+          dyn_weight: float = 0.3, seed: int = 0, target="cpu", members: int = 1,
+          batch: int = 8) -> dict:
+    """Train ``members`` networks from seeds seed, seed+1, ... and save them as one ensemble;
+    each step's ranking loss covers ``batch`` tasks."""
     from ..errors import TvmWmError
     from . import hardware
     from .collect import parse_target
 
     if members < 1:
         raise TvmWmError(f"--members must be at least 1, not {members}")
+    if batch < 1 or steps < 1:
+        raise TvmWmError(f"--batch and --steps must be at least 1, not {batch} and {steps}")
     if not Path(root).is_dir():
         raise TvmWmError(f"no data folder {root}: run `tvm-wm collect` first, or "
                          f"{dataset.COMMITTED_RECORDS} (then --data there)")
@@ -149,7 +153,7 @@ def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 1500, lr:
         # saved as it improves: the members finished so far plus this one's best state yet
         net, best, history = _train_one(
             groups, val, trans, hw, hw_np, steps, lr, dyn_weight, seed + k,
-            lambda m: save_weights(Ensemble(done + [m]) if done else m, out_path, half=True))
+            lambda m: save_weights(Ensemble(done + [m]) if done else m, out_path, half=True), batch)
         done.append(net)
         runs.append({"seed": seed + k, "best_val_pairwise_acc": best, "history": history})
     final = Ensemble(done) if len(done) > 1 else done[0]
@@ -157,7 +161,7 @@ def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 1500, lr:
     m = dataset.ranking_metrics(val or groups, score_groups(final, val or groups, hw))
     meta = {"train_networks": train_nets, "val_networks": list(val_networks),
             "train_tasks": len(groups), "train_records": int(sum(len(g.costs) for g in groups)),
-            "transitions": len(trans), "steps": steps, "members": members,
+            "transitions": len(trans), "steps": steps, "batch": batch, "members": members,
             "train_seconds": round(time.time() - t0, 1), "val": m,
             "best_val_pairwise_acc": m["pairwise_acc"], "runs": runs, "config": final.cfg.to_dict()}
     Path(out_path).with_suffix(".json").write_text(json.dumps(meta, indent=1))
@@ -170,7 +174,7 @@ def run(args) -> int:
     target = parse_target(args.target)
     out = args.out or str(weights_file(target.kind.name))
     meta = train(args.data, out, args.val, args.steps, args.lr, args.dyn_weight, args.seed, target,
-                 args.members)
+                 args.members, args.batch)
     log.info("trained in %.0f s; validation pairwise accuracy of the saved weights %.3f; "
              "weights in %s",
              meta["train_seconds"], meta["best_val_pairwise_acc"], out)
@@ -186,6 +190,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--target", default="cpu", help="cpu, cuda or cuda:sm_XY: the records' target")
     p.add_argument("--val", nargs="*", default=None, help="validation networks (held out whole)")
     p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--batch", type=int, default=8, help="tasks in each step's ranking loss")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--dyn-weight", type=float, default=0.3)
     p.add_argument("--seed", type=int, default=0)
