@@ -4,6 +4,8 @@
                                           # benchmarks/work/protocol_t<TVM threads>/<subgraph>/<variant>_s<seed>_t<trials>/
     python benchmarks/protocol.py run --only wm-screen8   # some variants only
     python benchmarks/protocol.py report  # tables, tuning curves and the speedup bar chart
+    TVM_WM_PROTOCOL_WORK=DIR python benchmarks/protocol.py run --only wm wm-v2.1 --subgraphs mobilenet
+    TVM_WM_PROTOCOL_WORK=DIR python benchmarks/protocol.py report --out FOLDER   # a re-check apart
 
 Runs: wm and xgb with seeds 0-2 and random with seed 0, 64 trials each (4 rounds of 16: the
 cost model learns between rounds), identical search settings (tune/search.py, tune/tuner.py:
@@ -164,7 +166,8 @@ def cmd_run(args) -> None:
     from subgraphs import representative
 
     chosen = representative()
-    todo = [r for r in runs(len(chosen), args.trials) if not args.only or r[1] in args.only]
+    todo = [r for r in runs(len(chosen), args.trials) if (not args.only or r[1] in args.only)
+            and (not args.subgraphs or any(s in chosen[r[0]][0] for s in args.subgraphs))]
     bar = tqdm(todo, desc="protocol", unit="run")
     for i, cm, seed, trials in bar:
         name, task = chosen[i][0], chosen[i][1]
@@ -302,10 +305,10 @@ def cmd_report(args) -> None:
     machine = describe()
     json.dump({"machine": machine, "best_s": best, "ratios": summary, "runs": {k: len(v) for k, v in walls.items()},
                "wall_s": {k: sum(v) / len(v) for k, v in walls.items()}},
-              open(os.path.join(RESULTS, "protocol.json"), "w"), indent=1)
+              open(os.path.join(args.out, "protocol.json"), "w"), indent=1)
     head = "\n".join(heading("Protocol: best latency per subgraph (mean over the seeds run)", machine)
                      + ["", "Latency a / latency b above 1: b is faster.", "", ""])
-    open(os.path.join(RESULTS, "protocol.md"), "w").write(head + "\n".join(lines) + "\n")
+    open(os.path.join(args.out, "protocol.md"), "w").write(head + "\n".join(lines) + "\n")
     cols = min(4, len(curves))
     rows = math.ceil(len(curves) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
@@ -319,7 +322,7 @@ def cmd_report(args) -> None:
         ax.set_ylabel("best latency (us)")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(os.path.join(RESULTS, "protocol_curves.png"), dpi=80)
+    fig.savefig(os.path.join(args.out, "protocol_curves.png"), dpi=80)
     names = [n for n in best if "xgb@64" in best[n] and "wm@64" in best[n]]
     if names:
         fig, ax = plt.subplots(figsize=(max(4, len(names)), 3))
@@ -329,7 +332,7 @@ def cmd_report(args) -> None:
                       fontsize=6)
         ax.set_ylabel("speedup of wm over xgb")
         fig.tight_layout()
-        fig.savefig(os.path.join(RESULTS, "protocol_speedup.png"), dpi=80)
+        fig.savefig(os.path.join(args.out, "protocol_speedup.png"), dpi=80)
     print("\n".join(lines))
 
 
@@ -338,7 +341,11 @@ def main():
     parser.add_argument("command", choices=["run", "report"])
     parser.add_argument("--trials", type=int, default=64)
     parser.add_argument("--only", nargs="*", choices=sorted(VARIANTS), help="run these variants only")
+    parser.add_argument("--subgraphs", nargs="*", metavar="TEXT",
+                        help="run only the subgraphs whose name contains one of these")
+    parser.add_argument("--out", default=RESULTS, help="report into this folder")
     args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
     cmd_run(args) if args.command == "run" else cmd_report(args)
 
 
