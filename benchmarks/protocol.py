@@ -246,6 +246,7 @@ def cmd_report(args) -> None:
     from machine import describe, heading
     from subgraphs import representative, write
 
+    os.makedirs(args.out, exist_ok=True)
     chosen = representative()
     print(write(chosen))
     done = {}  # (subgraph, variant, seed, trials): curve of each completed run, read once
@@ -345,7 +346,6 @@ def main():
                         help="run only the subgraphs whose name contains one of these")
     parser.add_argument("--out", default=RESULTS, help="report into this folder")
     args = parser.parse_args()
-    os.makedirs(args.out, exist_ok=True)
     cmd_run(args) if args.command == "run" else cmd_report(args)
 
 

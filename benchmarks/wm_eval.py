@@ -108,14 +108,12 @@ def pairwise_by_gap(test, scores) -> list:
     """Pairwise accuracy within each band of GAPS (tied scores count half): how far apart two
     candidates' latencies are decides how often any model orders them right; pairs a few percent
     apart are within the measurements' noise."""
-    right, count = np.zeros(len(GAPS) - 1), np.zeros(len(GAPS) - 1)
+    right, count = np.zeros(len(GAPS) - 1), np.zeros(len(GAPS) - 1)   # per band
     for g, s in zip(test, scores):
-        c, s = np.asarray(g.costs), np.asarray(s)
-        i, j = np.triu_indices(len(c), 1)
-        keep = c[i] != c[j]
-        i, j = i[keep], j[keep]
+        c = np.asarray(g.costs)
+        i, j, outcome = dataset.pair_outcomes(c, s)
         band = np.digitize(np.maximum(c[i], c[j]) / np.minimum(c[i], c[j]), GAPS) - 1
-        np.add.at(right, band, np.where(s[i] == s[j], 0.5, ((s[i] > s[j]) == (c[i] < c[j])).astype(float)))
+        np.add.at(right, band, outcome)
         np.add.at(count, band, 1)
     top = lambda k: GAPS[k + 1] if math.isfinite(GAPS[k + 1]) else None
     return [{"from": GAPS[k], "to": top(k), "pairs": int(count[k]),

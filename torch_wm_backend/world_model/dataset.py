@@ -237,17 +237,25 @@ def load_transitions(root, networks, target) -> list[Transition]:
     return out
 
 
+def pair_outcomes(costs, scores) -> tuple:
+    """The pairs of one task's candidates whose costs differ, as index arrays (i, j), and per pair
+    1 where the scores order it right (higher score, lower cost), 0 where wrong, 0.5 where tied."""
+    c, s = np.asarray(costs), np.asarray(scores)
+    i, j = np.triu_indices(len(c), 1)
+    keep = c[i] != c[j]
+    i, j = i[keep], j[keep]
+    return i, j, np.where(s[i] == s[j], 0.5, ((s[i] > s[j]) == (c[i] < c[j])).astype(float))
+
+
 def ranking_metrics(groups: list, scores: list) -> dict:
     """Pairwise accuracy (tied scores count half) and top-k score (sum w*best / sum w*best-of-predicted-top-k) over tasks."""
     correct = total = 0
     top = {1: [0.0, 0.0], 5: [0.0, 0.0]}
     for g, s in zip(groups, scores):
         c, s = np.asarray(g.costs), np.asarray(s)
-        i, j = np.triu_indices(len(c), 1)
-        keep = c[i] != c[j]
-        tie = (s[i] == s[j])[keep]
-        correct += float(((s[i] > s[j]) == (c[i] < c[j]))[keep][~tie].sum()) + 0.5 * float(tie.sum())
-        total += int(keep.sum())
+        _, _, right = pair_outcomes(c, s)
+        correct += float(right.sum())
+        total += len(right)
         order = np.argsort(-s, kind="stable")
         for k in top:
             top[k][0] += g.weight * c.min()
