@@ -166,6 +166,11 @@ def cmd_run(args) -> None:
     from subgraphs import representative
 
     chosen = representative()
+    names = [c[0] for c in chosen]
+    missing = [t for t in args.subgraphs or [] if not any(t in n for n in names)]
+    if missing:
+        raise SystemExit(f"--subgraphs: no subgraph's name contains {', '.join(missing)}; "
+                         f"the subgraphs: {', '.join(names)}")
     todo = [r for r in runs(len(chosen), args.trials) if (not args.only or r[1] in args.only)
             and (not args.subgraphs or any(s in chosen[r[0]][0] for s in args.subgraphs))]
     bar = tqdm(todo, desc="protocol", unit="run")

@@ -120,6 +120,20 @@ def pairwise_by_gap(test, scores) -> list:
              "pairwise_acc": float(right[k] / max(count[k], 1))} for k in range(len(count))]
 
 
+def heaviest_picks(test, scores_by_model: dict, n: int = 8) -> list:
+    """The ``n`` tasks that weigh most in top-1 (weight x best latency): each model's first pick's
+    latency as a fraction of the best's (1: it picked the best), and the task's share of the weight."""
+    heavy = [g.weight * float(np.min(g.costs)) for g in test]
+    rows = []
+    for k in np.argsort(heavy)[::-1][:n]:
+        g = test[k]
+        rows.append({"network": g.network, "task": g.key[:12], "candidates": len(g.costs),
+                     "share": heavy[k] / sum(heavy),
+                     "best_over_pick": {m: float(np.min(g.costs) / g.costs[int(np.argmax(sc[k]))])
+                                        for m, sc in scores_by_model.items()}})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", default="benchmarks/work/wm_data")
@@ -190,6 +204,7 @@ def main() -> None:
             res["models"][baseline] = {"error": repr(err)[:300]}
     all_scores = {"wm": wm_scores, **compared, "random": rand_scores, **baseline_scores_by_name}
     res["pairwise_by_gap"] = {name: pairwise_by_gap(test, sc) for name, sc in all_scores.items()}
+    res["heaviest_picks"] = heaviest_picks(test, all_scores)
     res["top1_difference_bootstrap"] = {
         b: top1_difference(test, all_scores["wm"], all_scores[b]) for b in all_scores if b != "wm"}
     out = Path(args.out)
@@ -223,6 +238,14 @@ def main() -> None:
               "| model | " + " | ".join(band(b) for b in bands) + " |", "|---" * (len(bands) + 1) + "|"]
     for name, rows in res["pairwise_by_gap"].items():
         lines.append(f"| {name} | " + " | ".join(f"{b['pairwise_acc']:.3f}" for b in rows) + " |")
+    names = list(all_scores)
+    lines += ["", "The tasks that weigh most in top-1: each model's first pick, best latency / the pick's "
+              "(1: the best picked):", "",
+              "| network | task | candidates | share of the weight | " + " | ".join(names) + " |",
+              "|---" * (len(names) + 4) + "|"]
+    for r in res["heaviest_picks"]:
+        lines.append(f"| {r['network']} | {r['task']} | {r['candidates']} | {r['share']:.3f} | "
+                     + " | ".join(f"{r['best_over_pick'][m]:.2f}" for m in names) + " |")
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
