@@ -299,6 +299,30 @@ def test_a_search_cut_short_resumes_with_the_trials_it_lacks(monkeypatch, how):
     assert _measured() == 3 and torch_wm_backend.stats()["tasks_tuned"] == 2
 
 
+def test_a_resumed_search_that_measures_the_default_kernel_again_counts_it_as_a_trial(monkeypatch):
+    # MetaSchedule seeds a search with the database's best records and does not skip the measured
+    # ones, so a resumed search may measure the default kernel (a trace that samples nothing) again:
+    # that was a trial, and the resume that follows must not ask for it once more
+    from tvm.s_tir import meta_schedule as ms
+
+    from torch_wm_backend.lower import target_for
+    from torch_wm_backend.settings import Settings
+    from torch_wm_backend.tune import tasks
+    from torch_wm_backend.tune.defaults import is_default
+
+    monkeypatch.setattr(tuner, "per_round", lambda trials: 1)
+    settings = Settings(trials=1, time_budget_s=None, cost_model="random", cache_dir=None)
+    target, database = target_for(torch.device("cpu")), ms.database.MemoryDatabase()
+    mod = _relax_module("matmul", [(16, 16), (16, 16)])
+    [task], _ = tasks.merged([mod], target)
+    tuner.tune([mod], target, settings, database)
+    [default] = [r for r in database.get_all_tuning_records() if is_default(r)]
+    assert tasks.measured([task], database) == [1]
+    database.commit_tuning_record(ms.database.TuningRecord(  # the search measured it again
+        default.trace, default.workload, default.run_secs, default.target, default.args_info))
+    assert tasks.measured([task], database) == [2]
+
+
 def test_ctrl_c_stops_the_graphs_tuning_cleanly_and_it_resumes_later(monkeypatch):
     # a real SIGINT in the middle of a search: the search ends after the round being measured
     # (no failure), the graph's later tuning is skipped, the next run resumes the lacking trials

@@ -24,6 +24,14 @@ def is_default(record) -> bool:
     return len(record.trace.decisions) == 0
 
 
+def searched(records) -> int:
+    """How many of one workload's records the search measured: all but the default kernel's own.
+    A resumed search may measure the default kernel again — MetaSchedule seeds its population with
+    the database's best records and does not skip those measured before — and that is a trial."""
+    records = list(records)
+    return len(records) - min(1, sum(1 for r in records if is_default(r)))
+
+
 def _default(mod, target) -> Schedule:
     from ..build.cpu_default import default_schedule
 

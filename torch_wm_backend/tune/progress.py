@@ -67,7 +67,7 @@ def rows(tasks: list, weights: list, database) -> list:
         func, best, trials = task.dispatched[0], None, 0
         if database is not None and database.has_workload(func):
             records = database.get_top_k(database.commit_workload(func), 1 << 16)
-            trials = sum(not defaults.is_default(r) for r in records)
+            trials = defaults.searched(records)
             secs = [float(s) for r in records[:1] for s in (r.run_secs or [])]
             best = sum(secs) / len(secs) if secs else None
         work = flops(task)

@@ -8,7 +8,7 @@ from tvm import relax
 from tvm.s_tir import meta_schedule as ms
 
 from ..cache import records
-from .defaults import is_default
+from .defaults import searched
 
 
 def prepare(mod: tvm.IRModule) -> tvm.IRModule:
@@ -111,7 +111,8 @@ def mark_finished(tasks: list, trials: int, database, records_dir=None) -> None:
 
 def measured(tasks: list, database) -> list:
     """Measured candidates per task in ``database``. Failed ones count: they were measured, and a
-    rerun would fail them again; the default kernel's record does not: it is not a search trial."""
+    rerun would fail them again; the default kernel's record does not: it is not a search trial
+    (``defaults.searched``)."""
     counts, every = [], None
     for task in tasks:
         func = task.dispatched[0]
@@ -120,7 +121,7 @@ def measured(tasks: list, database) -> list:
             continue
         workload = database.commit_workload(func)
         every = database.get_all_tuning_records() if every is None else every
-        counts.append(sum(1 for r in every if r.workload.same_as(workload) and not is_default(r)))
+        counts.append(searched(r for r in every if r.workload.same_as(workload)))
     return counts
 
 
