@@ -15,7 +15,7 @@ python3 -m torch_wm_backend.cli collect --target cuda --out $data --trials 16 --
 echo "collected in $(($(date +%s) - start)) s"
 tar -cJf "$OUT/wm_data_cuda.tar.xz" -C /tmp wm_data_cuda
 timeout "${TRAIN_S:-150}" python3 -m torch_wm_backend.cli train --target cuda --data $data \
-  --out "$OUT/wm_cuda.pt" --steps "${STEPS:-400}" 2>&1 | tee "$OUT/train.log" | tail -15
+  --out "$OUT/wm_cuda.pt" --steps "${STEPS:-400}" --batch 8 2>&1 | tee "$OUT/train.log" | tail -15
 echo "trained by $(($(date +%s) - start)) s"
 timeout 120 python3 benchmarks/wm_eval.py --target cuda --data $data --weights "$OUT/wm_cuda.pt" \
   --out "$OUT" 2>&1 | tail -15

@@ -4,8 +4,9 @@
                                           # benchmarks/work/protocol_t<TVM threads>/<subgraph>/<variant>_s<seed>_t<trials>/
     python benchmarks/protocol.py run --only wm-screen8   # some variants only
     python benchmarks/protocol.py report  # tables, tuning curves and the speedup bar chart
-    TVM_WM_PROTOCOL_WORK=DIR python benchmarks/protocol.py run --only wm wm-v2.1 --subgraphs mobilenet
+    TVM_WM_PROTOCOL_WORK=DIR python benchmarks/protocol.py run --only wm wm-v2.0 --subgraphs mobilenet
     TVM_WM_PROTOCOL_WORK=DIR python benchmarks/protocol.py report --out FOLDER   # a re-check apart
+    python benchmarks/protocol.py run --only wm wm-ridge --seeds 0 --subgraphs gpt2   # interleave
 
 Runs: wm and xgb with seeds 0-2 and random with seed 0, 64 trials each (4 rounds of 16: the
 cost model learns between rounds), identical search settings (tune/search.py, tune/tuner.py:
@@ -37,8 +38,12 @@ def _plan(**kw):
 # changes one lever of wm's: no online update, a pull towards the trained weights, a population
 # of 2,048, 16 generations per round, 8 unbuilt mutations scored per population member, the
 # online update's strength: 100 Adam steps per round instead of 30, a learning rate of 3e-3
-# instead of 1e-3 (how fast a task's copy learns from the task's own measurements), and weights
-# trained longer on the same records (v2.1: `tvm-wm train --members 4 --steps 4000 --batch 16`).
+# instead of 1e-3 (how fast a task's copy learns from the task's own measurements), the online
+# update in closed form (a ridge refit of the trained network's score per task,
+# world_model/calibrate.py, instead of Adam steps on a copy of it), and other weights: v2.0 (the
+# former shipped ones, 1,500 steps of 8 tasks) and v2.1 (`tvm-wm train --members 4 --steps 4000
+# --batch 16`, the shipped ones since 2026-12-06: as a lever, a measure of run-to-run noise).
+DATA = os.path.join(HERE, "data")
 VARIANTS = {
     "wm": ("wm", {}, {}), "xgb": ("xgb", {}, {}), "random": ("random", {}, {}),
     "wm-frozen": ("wm", {}, {"online_steps": 0}),
@@ -48,13 +53,15 @@ VARIANTS = {
     "wm-screen8": ("wm", {"screen": 8}, {}),
     "wm-steps100": ("wm", {}, {"online_steps": 100}),
     "wm-lr3e-3": ("wm", {}, {"lr": 3e-3}),
-    "wm-v2.1": ("wm", {}, {"weights": os.path.join(HERE, "data", "wm_cpu_v2.1.pt")}),
+    "wm-ridge": ("wm", {}, {"online": "ridge"}),
+    "wm-v2.0": ("wm", {}, {"weights": os.path.join(DATA, "wm_cpu_v2.0.pt")}),
+    "wm-v2.1": ("wm", {}, {"weights": os.path.join(DATA, "wm_cpu_v2.1.pt")}),
 }
 LEVERS = [v for v in VARIANTS if v.startswith("wm-")]
 # Levers that also run with seeds 1 and 2, as a default is decided on three seeds: the pull towards
 # the trained weights (prior_weight 1e-2) was wm's default until its 30 runs found slower kernels;
-# the longer-trained weights (v2.1) would have been shipped had their 30 runs found faster ones.
-CONFIRM = ["wm-pull", "wm-v2.1"]
+# the weights shipped before (v2.0) against those shipped now.
+CONFIRM = ["wm-pull", "wm-v2.0"]
 
 
 def work_root() -> str:
@@ -172,7 +179,8 @@ def cmd_run(args) -> None:
         raise SystemExit(f"--subgraphs: no subgraph's name contains {', '.join(missing)}; "
                          f"the subgraphs: {', '.join(names)}")
     todo = [r for r in runs(len(chosen), args.trials) if (not args.only or r[1] in args.only)
-            and (not args.subgraphs or any(s in chosen[r[0]][0] for s in args.subgraphs))]
+            and (not args.subgraphs or any(s in chosen[r[0]][0] for s in args.subgraphs))
+            and (args.seeds is None or r[2] in args.seeds)]
     bar = tqdm(todo, desc="protocol", unit="run")
     for i, cm, seed, trials in bar:
         name, task = chosen[i][0], chosen[i][1]
@@ -255,7 +263,10 @@ def cmd_report(args) -> None:
     chosen = representative()
     print(write(chosen))
     done = {}  # (subgraph, variant, seed, trials): curve of each completed run, read once
-    for i, cm, seed, trials in runs(len(chosen), args.trials):
+    # the planned runs, and any other seed of a variant a re-check ran (run --only ... --seeds)
+    every = runs(len(chosen), args.trials)
+    every += sorted({(i, v, seed, t) for i, _, _, t in every for v in VARIANTS for seed in (0, 1, 2)} - set(every))
+    for i, cm, seed, trials in every:
         c = curve(run_dir(chosen[i][0], cm, seed, trials))
         if len(c) >= trials and math.isfinite(c[-1]):
             done[(chosen[i][0], cm, seed, trials)] = c
@@ -286,20 +297,28 @@ def cmd_report(args) -> None:
             geo = math.exp(sum(map(math.log, ratios)) / len(ratios))
             summary[f"{a}/{b}"] = {"n": len(ratios), "geomean": geo, "mean": sum(ratios) / len(ratios)}
             lines.append(f"| {a} / {b} | {len(ratios)} | ×{geo:.3f} | ×{sum(ratios) / len(ratios):.3f} |")
-    evolving = pairs[:2] + [("xgb@64", f"{v}@64") for v in CONFIRM]
-    lines += ["", "Best latency found after t trials (mean over seeds per subgraph, geomean of the ratio over "
-              "subgraphs): how the cost models' leads evolve.", "",
-              "| trials | " + " | ".join(f"{a} / {b}" for a, b in evolving) + " |",
-              "|---" * (len(evolving) + 1) + "|"]
+    def present(a, b):
+        return any(a in c and b in c for c in curves.values())
+
     by_trial = {}
-    for t in sorted({1, 2, 4, 8, 16, 32, args.trials}):
-        row = []
-        for a, b in evolving:
-            ratios = [_mean_at(c[a], t) / _mean_at(c[b], t) for c in curves.values() if a in c and b in c]
-            geo = math.exp(sum(map(math.log, ratios)) / len(ratios)) if ratios else float("nan")
-            by_trial.setdefault(f"{a}/{b}", {})[t] = geo
-            row.append(f"×{geo:.2f}")
-        lines.append(f"| {t} | " + " | ".join(row) + " |")
+    evolving = [p for p in pairs[:2] + [("xgb@64", f"{v}@64") for v in CONFIRM] if present(*p)]
+    levers = [p for p in (("wm@64", f"{v}@64") for v in LEVERS) if present(*p)]
+    for title, chosen_pairs in (("how the cost models' leads evolve", evolving),
+                                ("how each lever's effect evolves (above 1: the lever is ahead)", levers)):
+        if not chosen_pairs:
+            continue
+        lines += ["", "Best latency found after t trials (mean over seeds per subgraph, geomean of the ratio "
+                  f"over subgraphs): {title}.", "",
+                  "| trials | " + " | ".join(f"{a} / {b}" for a, b in chosen_pairs) + " |",
+                  "|---" * (len(chosen_pairs) + 1) + "|"]
+        for t in sorted({1, 2, 4, 8, 16, 32, args.trials}):
+            row = []
+            for a, b in chosen_pairs:
+                ratios = [_mean_at(c[a], t) / _mean_at(c[b], t) for c in curves.values() if a in c and b in c]
+                geo = math.exp(sum(map(math.log, ratios)) / len(ratios))
+                by_trial.setdefault(f"{a}/{b}", {})[t] = geo
+                row.append(f"×{geo:.2f}")
+            lines.append(f"| {t} | " + " | ".join(row) + " |")
     summary["by_trial"] = by_trial
     summary["levers"] = _levers(done, args.trials, lines)
     summary["time_to_xgb64"] = _reach(done, args.trials, best, lines)
@@ -349,6 +368,7 @@ def main():
     parser.add_argument("--only", nargs="*", choices=sorted(VARIANTS), help="run these variants only")
     parser.add_argument("--subgraphs", nargs="*", metavar="TEXT",
                         help="run only the subgraphs whose name contains one of these")
+    parser.add_argument("--seeds", nargs="*", type=int, help="run these seeds only")
     parser.add_argument("--out", default=RESULTS, help="report into this folder")
     args = parser.parse_args()
     cmd_run(args) if args.command == "run" else cmd_report(args)

@@ -128,6 +128,24 @@ def test_update_raises_pairwise_accuracy_on_the_running_task(cpu_task):
     assert after > max(before, 0.6) + 0.1, (before, after)
 
 
+def test_the_ridge_update_fits_the_running_task_and_leaves_the_rest_alone(cpu_task, other_cpu_task):
+    (ctx, cands), (other, other_cands) = cpu_task, other_cpu_task
+    costs = _synthetic_costs(cands)
+    model = WorldModelCostModel(seed=0, online="ridge")
+    prior = [p.clone() for p in model.net.parameters()]
+    before, other_before = model.predict(ctx, cands), model.predict(other, other_cands)
+    model.update(ctx, cands[:3], [_Result(c) for c in costs[:3]])   # too few to fit: the prior's
+    np.testing.assert_array_equal(model.predict(ctx, cands), before)
+    model.update(ctx, cands[3:], [_Result(c) for c in costs[3:]])
+    after = model.predict(ctx, cands)
+    assert np.all(after > 0)   # evolutionary search samples in proportion to the scores
+    assert _pairwise_accuracy(after, costs) > _pairwise_accuracy(before, costs) + 0.1
+    np.testing.assert_array_equal(model.predict(other, other_cands), other_before)
+    assert all(torch.equal(p, q) for p, q in zip(model.net.parameters(), prior))
+    with pytest.raises(ValueError, match="online="):
+        WorldModelCostModel(online="xgb")
+
+
 def test_a_tasks_measurements_tune_its_own_copy_not_the_prior_nor_another_task(cpu_task,
                                                                              other_cpu_task):
     """Tasks of one search share the cost model: fine-tuning on one task's measurements must not

@@ -7,7 +7,7 @@ from ..errors import TvmWmError
 
 
 def create(name: str, target, num_cores: int, **options):
-    """``options``: the world model's (WorldModelCostModel's keywords: online_steps, prior_weight)."""
+    """``options``: the world model's (WorldModelCostModel's keywords: online_steps, prior_weight, online)."""
     if options and name != "wm":
         raise TvmWmError(f"cost model {name!r} takes no options, not {sorted(options)}")
     if name == "wm":

@@ -4,7 +4,9 @@ predict() reads only each candidate's trace text and the task's cached state (on
 extraction of the *unscheduled* program per task): no replay, no per-candidate feature extraction.
 update() fine-tunes online on the running task's measured results with a ranking loss: a copy of the
 trained weights per task, held near them (an L2 pull towards the prior), so one task's measurements
-neither steer another task's search nor erase what the network learned offline.
+neither steer another task's search nor erase what the network learned offline. Or, with
+``online="ridge"``, refits a per-task linear correction of the trained network's score in closed form
+(calibrate.py); the trained weights stay untouched either way.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import torch
 from tvm.ir.utils import derived_object
 from tvm.s_tir.meta_schedule.cost_model import PyCostModel
 
-from . import hardware, state, tokenizer, trace_reader
+from . import calibrate, hardware, state, tokenizer, trace_reader
 from .network import Ensemble, WMConfig, WorldModel, collate, pairwise_rank_loss
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,7 @@ _TUNED_TASKS = 16     # per-task fine-tuned copies kept; an evicted one is refit
 # copy starts from the trained weights and follows its own measurements (protocol, 2026-12-06: a pull
 # of 1e-2 found slower kernels, x0.93 over 30 runs of 3 seeds); the trained weights stay untouched.
 PRIOR_WEIGHT = 0.0
+ONLINE = ("finetune", "ridge")   # the online updates: Adam steps on a task's copy, or calibrate.py
 
 
 @contextlib.contextmanager
@@ -115,8 +118,11 @@ class WorldModelCostModel(PyCostModel):
     """Scores candidates by rolling their trace's actions through the learned latent dynamics."""
 
     def __init__(self, net: WorldModel | None = None, *, online_steps: int = 30, lr: float = 1e-3,
-                 seed: int = 0, prior_weight: float = PRIOR_WEIGHT):
+                 seed: int = 0, prior_weight: float = PRIOR_WEIGHT, online: str = "finetune"):
         super().__init__()
+        if online not in ONLINE:
+            raise ValueError(f"online={online!r}: one of {', '.join(ONLINE)}")
+        self.online = online
         if net is None:
             with seeded(seed):
                 net = WorldModel(default_config())
@@ -128,6 +134,7 @@ class WorldModelCostModel(PyCostModel):
         self.prior_weight = prior_weight
         self._measured: dict = {}     # task key -> (list of tokens, list of costs)
         self._tuned: OrderedDict = OrderedDict()   # task key -> the prior fine-tuned on that task
+        self._fits: dict = {}         # task key -> calibrate.Fit (online="ridge")
         self._info: dict = {}         # task key -> TaskInfo of the tasks measured
         self._hw: dict = {}
         self._token_cache: dict = {}  # task key -> {trace text: tokens}
@@ -185,7 +192,7 @@ class WorldModelCostModel(PyCostModel):
             self._tuned.move_to_end(key)
             return self._tuned[key]
         toks, costs = self._measured.get(key, ((), ()))
-        if hw is not None and len(costs) >= 2 and self.online_steps > 0:
+        if self.online == "finetune" and hw is not None and len(costs) >= 2 and self.online_steps > 0:
             self.finetune(key, self._info[key], toks, np.asarray(costs), hw)
             return self._tuned[key]
         return self.net
@@ -211,7 +218,23 @@ class WorldModelCostModel(PyCostModel):
         info = state.task_info(context.mod, context.target)
         self.predicted += len(traces)
         hw = self._hw_vec(context.target)
-        return self.score_tokens(info, self._tokens(info, traces), hw, self.net_for(info.key, hw))
+        toks = self._tokens(info, traces)
+        fit = self._fits.get(info.key)
+        if fit is not None:
+            return np.exp(np.clip(fit.predict(*self.score_hidden(info, toks, hw)), -30.0, 5.0))
+        return self.score_tokens(info, toks, hw, self.net_for(info.key, hw))
+
+    def score_hidden(self, info, toks, hw) -> tuple[np.ndarray, np.ndarray]:
+        """The trained network's logits and its (first member's) score head's hidden layer."""
+        first = self.net.members[0] if isinstance(self.net, Ensemble) else self.net
+        st = torch.from_numpy(info.state)[None]
+        logits, hidden = [], []
+        with torch.inference_mode(), _one_thread():
+            for i in range(0, len(toks), _CHUNK):
+                batch = collate(toks[i:i + _CHUNK])
+                logits.append(self.net(st, *batch, hw).double().numpy())
+                hidden.append(first.hidden(st, *batch, hw).double().numpy())
+        return np.concatenate(logits), np.concatenate(hidden)
 
     def update(self, context, candidates, results) -> None:
         info = state.task_info(context.mod, context.target)
@@ -223,7 +246,11 @@ class WorldModelCostModel(PyCostModel):
                 toks.append(tok)
                 costs.append(c)
         del toks[:-_BUFFER], costs[:-_BUFFER]
-        if len(costs) >= 2 and self.online_steps > 0:
+        if self.online == "ridge":
+            if costs:
+                hw = self._hw_vec(context.target)
+                self._fits[info.key] = calibrate.fit(*self.score_hidden(info, toks, hw), np.asarray(costs))
+        elif len(costs) >= 2 and self.online_steps > 0:
             self.finetune(info.key, info, toks, np.asarray(costs), self._hw_vec(context.target))
 
     def finetune(self, key: str, info, toks, costs: np.ndarray, hw, steps: int | None = None) -> float:
@@ -268,6 +295,7 @@ class WorldModelCostModel(PyCostModel):
         self.net = load_weights(path)
         self.net.eval()
         self._tuned.clear()   # copies of the old prior
+        self._fits.clear()
 
     def clone_net(self) -> WorldModel:
         return copy.deepcopy(self.net)

@@ -114,9 +114,9 @@ def _fit(groups, val, trans, hw, hw_np, steps, lr, dyn_weight, seed, save, batch
     return net, best, history
 
 
-def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 1500, lr: float = 2e-3,
+def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 4000, lr: float = 2e-3,
           dyn_weight: float = 0.3, seed: int = 0, target="cpu", members: int = 1,
-          batch: int = 8) -> dict:
+          batch: int = 16) -> dict:
     """Train ``members`` networks from seeds seed, seed+1, ... and save them as one ensemble;
     each step's ranking loss covers ``batch`` tasks."""
     from ..errors import TvmWmError
@@ -189,8 +189,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", default=None, help="weights file (default: the shipped one for the target's kind)")
     p.add_argument("--target", default="cpu", help="cpu, cuda or cuda:sm_XY: the records' target")
     p.add_argument("--val", nargs="*", default=None, help="validation networks (held out whole)")
-    p.add_argument("--steps", type=int, default=1500)
-    p.add_argument("--batch", type=int, default=8, help="tasks in each step's ranking loss")
+    p.add_argument("--steps", type=int, default=4000)
+    p.add_argument("--batch", type=int, default=16, help="tasks in each step's ranking loss")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--dyn-weight", type=float, default=0.3)
     p.add_argument("--seed", type=int, default=0)
