@@ -7,6 +7,7 @@
     TVM_WM_PROTOCOL_WORK=DIR python benchmarks/protocol.py run --only wm wm-v2.0 --subgraphs mobilenet
     TVM_WM_PROTOCOL_WORK=DIR python benchmarks/protocol.py report --out FOLDER   # a re-check apart
     python benchmarks/protocol.py run --only wm wm-ridge --seeds 0 --subgraphs gpt2   # interleave
+    python benchmarks/protocol.py run --only wm xgb --no-long --subgraphs gpt2       # no xgb@640
 
 Runs: wm and xgb with seeds 0-2 and random with seed 0, 64 trials each (4 rounds of 16: the
 cost model learns between rounds), identical search settings (tune/search.py, tune/tuner.py:
@@ -180,7 +181,7 @@ def cmd_run(args) -> None:
                          f"the subgraphs: {', '.join(names)}")
     todo = [r for r in runs(len(chosen), args.trials) if (not args.only or r[1] in args.only)
             and (not args.subgraphs or any(s in chosen[r[0]][0] for s in args.subgraphs))
-            and (args.seeds is None or r[2] in args.seeds)]
+            and (args.seeds is None or r[2] in args.seeds) and not (args.no_long and r[3] > args.trials)]
     bar = tqdm(todo, desc="protocol", unit="run")
     for i, cm, seed, trials in bar:
         name, task = chosen[i][0], chosen[i][1]
@@ -369,6 +370,7 @@ def main():
     parser.add_argument("--subgraphs", nargs="*", metavar="TEXT",
                         help="run only the subgraphs whose name contains one of these")
     parser.add_argument("--seeds", nargs="*", type=int, help="run these seeds only")
+    parser.add_argument("--no-long", action="store_true", help="leave out xgb at ten times the trials")
     parser.add_argument("--out", default=RESULTS, help="report into this folder")
     args = parser.parse_args()
     cmd_run(args) if args.command == "run" else cmd_report(args)

@@ -258,6 +258,23 @@ def _relax_module(op: str, shapes: list):
     return bb.get()
 
 
+def _matmul_search(monkeypatch, trials: int):
+    """A 16x16 matrix product to search with the random cost model, one trial per round (a search
+    of several rounds): settings, target, an empty database, the module and its task."""
+    from tvm.s_tir import meta_schedule as ms
+
+    from torch_wm_backend.lower import target_for
+    from torch_wm_backend.settings import Settings
+    from torch_wm_backend.tune import tasks
+
+    monkeypatch.setattr(tuner, "per_round", lambda trials: 1)
+    settings = Settings(trials=trials, time_budget_s=None, cost_model="random", cache_dir=None)
+    target = target_for(torch.device("cpu"))
+    mod = _relax_module("matmul", [(16, 16), (16, 16)])
+    [task], _ = tasks.merged([mod], target)
+    return settings, target, ms.database.MemoryDatabase(), mod, task
+
+
 def _measured() -> int:
     return torch_wm_backend.stats()["trials_measured"]
 
@@ -279,17 +296,9 @@ def _cut_after_first_trial(how: str):
 
 @pytest.mark.parametrize("how", ["time budget", "ctrl-c", "crash"])
 def test_a_search_cut_short_resumes_with_the_trials_it_lacks(monkeypatch, how):
-    from tvm.s_tir import meta_schedule as ms
-
-    from torch_wm_backend.lower import target_for
-    from torch_wm_backend.settings import Settings
     from torch_wm_backend.tune import tasks
 
-    monkeypatch.setattr(tuner, "per_round", lambda trials: 1)  # a search of several rounds
-    settings = Settings(trials=3, time_budget_s=None, cost_model="random", cache_dir=None)
-    target, database = target_for(torch.device("cpu")), ms.database.MemoryDatabase()
-    mod = _relax_module("matmul", [(16, 16), (16, 16)])
-    [task], _ = tasks.merged([mod], target)
+    settings, target, database, mod, task = _matmul_search(monkeypatch, trials=3)
 
     tuner.tune([mod], target, settings, database, _cut_after_first_trial(how))
     assert _measured() == 1 and tasks.measured([task], database) == [1]
@@ -305,16 +314,10 @@ def test_a_resumed_search_that_measures_the_default_kernel_again_counts_it_as_a_
     # that was a trial, and the resume that follows must not ask for it once more
     from tvm.s_tir import meta_schedule as ms
 
-    from torch_wm_backend.lower import target_for
-    from torch_wm_backend.settings import Settings
     from torch_wm_backend.tune import tasks
     from torch_wm_backend.tune.defaults import is_default
 
-    monkeypatch.setattr(tuner, "per_round", lambda trials: 1)
-    settings = Settings(trials=1, time_budget_s=None, cost_model="random", cache_dir=None)
-    target, database = target_for(torch.device("cpu")), ms.database.MemoryDatabase()
-    mod = _relax_module("matmul", [(16, 16), (16, 16)])
-    [task], _ = tasks.merged([mod], target)
+    settings, target, database, mod, task = _matmul_search(monkeypatch, trials=1)
     tuner.tune([mod], target, settings, database)
     [default] = [r for r in database.get_all_tuning_records() if is_default(r)]
     assert tasks.measured([task], database) == [1]
@@ -328,17 +331,9 @@ def test_ctrl_c_stops_the_graphs_tuning_cleanly_and_it_resumes_later(monkeypatch
     # (no failure), the graph's later tuning is skipped, the next run resumes the lacking trials
     import signal
 
-    from tvm.s_tir import meta_schedule as ms
-
-    from torch_wm_backend.lower import target_for
-    from torch_wm_backend.settings import Settings
     from torch_wm_backend.tune import Budget, tasks
 
-    monkeypatch.setattr(tuner, "per_round", lambda trials: 1)
-    settings = Settings(trials=4, time_budget_s=None, cost_model="random", cache_dir=None)
-    target, database = target_for(torch.device("cpu")), ms.database.MemoryDatabase()
-    mod = _relax_module("matmul", [(16, 16), (16, 16)])
-    [task], _ = tasks.merged([mod], target)
+    settings, target, database, mod, task = _matmul_search(monkeypatch, trials=4)
     sent = []
 
     def clock() -> float:  # read by the progress callback after each measured round
