@@ -247,7 +247,7 @@ class WorldModelCostModel(PyCostModel):
                 costs.append(c)
         del toks[:-_BUFFER], costs[:-_BUFFER]
         if self.online == "ridge":
-            if costs:
+            if len(costs) >= calibrate.MIN_MEASURED:   # fewer: calibrate.fit has no fit to give
                 hw = self._hw_vec(context.target)
                 self._fits[info.key] = calibrate.fit(*self.score_hidden(info, toks, hw), np.asarray(costs))
         elif len(costs) >= 2 and self.online_steps > 0:

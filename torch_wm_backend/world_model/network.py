@@ -79,27 +79,24 @@ class WorldModel(nn.Module):
                 traj.append(z)
         return z, (torch.stack(traj, 1) if keep else None)
 
-    def _head_in(self, z_t, acts, mask, hw) -> torch.Tensor:
+    def _head_in(self, state, kinds, attrs, feats, mask, hw, keep_traj: bool = False):
+        """The score head's input [B, d_z + d_act + hw_dim]: z_T, the mean action, the hardware
+        features (and every z_t with ``keep_traj``)."""
+        b = kinds.shape[0]
+        acts = self.actions(kinds, attrs, feats)
+        z_t, traj = self.rollout(self.encode(state).expand(b, -1), acts, mask, keep_traj)
         pooled = (acts * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
-        return torch.cat([self.z_norm(z_t), pooled, self._norm(hw, "hw")], -1)
-
-    def score(self, z_t, acts, mask, hw) -> torch.Tensor:
-        return self.head(self._head_in(z_t, acts, mask, hw)).squeeze(-1)
+        return torch.cat([self.z_norm(z_t), pooled, self._norm(hw.expand(b, -1), "hw")], -1), traj
 
     def hidden(self, state, kinds, attrs, feats, mask, hw) -> torch.Tensor:
         """The score head's hidden layer [B, d_hidden]: what the score is a linear function of."""
-        b = kinds.shape[0]
-        acts = self.actions(kinds, attrs, feats)
-        z_t, _ = self.rollout(self.encode(state).expand(b, -1), acts, mask)
-        return self.head[1](self.head[0](self._head_in(z_t, acts, mask, hw.expand(b, -1))))
+        x, _ = self._head_in(state, kinds, attrs, feats, mask, hw)
+        return self.head[1](self.head[0](x))
 
     def forward(self, state, kinds, attrs, feats, mask, hw, keep_traj: bool = False):
         """state [B or 1, S]; kinds/attrs [B, L]; feats [B, L, F]; mask [B, L]; hw [B or 1, H]."""
-        b = kinds.shape[0]
-        z0 = self.encode(state).expand(b, -1)
-        acts = self.actions(kinds, attrs, feats)
-        z_t, traj = self.rollout(z0, acts, mask, keep_traj)
-        out = self.score(z_t, acts, mask, hw.expand(b, -1))
+        x, traj = self._head_in(state, kinds, attrs, feats, mask, hw, keep_traj)
+        out = self.head(x).squeeze(-1)
         return (out, traj) if keep_traj else out
 
     def predict_dynamics(self, traj: torch.Tensor) -> torch.Tensor:
