@@ -179,6 +179,10 @@ def cmd_run(args) -> None:
     if missing:
         raise SystemExit(f"--subgraphs: no subgraph's name contains {', '.join(missing)}; "
                          f"the subgraphs: {', '.join(names)}")
+    seeds = sorted({r[2] for r in runs(len(chosen), args.trials)})
+    if args.seeds is not None and not set(args.seeds) <= set(seeds):
+        raise SystemExit(f"--seeds: the protocol runs seeds {', '.join(map(str, seeds))}, not "
+                         f"{', '.join(str(x) for x in args.seeds if x not in seeds)}")
     todo = [r for r in runs(len(chosen), args.trials) if (not args.only or r[1] in args.only)
             and (not args.subgraphs or any(s in chosen[r[0]][0] for s in args.subgraphs))
             and (args.seeds is None or r[2] in args.seeds) and not (args.no_long and r[3] > args.trials)]
