@@ -217,12 +217,7 @@ def _levers(done: dict, trials: int, lines: list) -> dict:
     for (name, v, seed, t), c in done.items():
         if t == trials:
             final.setdefault((name, seed), {})[v] = c[-1]
-    out = {}
-    lines += ["", f"The world model's levers, one at a time ({trials} trials): best latency of wm with its "
-              "defaults / with the lever, run against run with the same seed; above 1 the lever found "
-              "faster kernels.", "",
-              "| lever | runs (subgraph, seed) | seeds | geomean | min | max | faster in |",
-              "|---|---|---|---|---|---|---|"]
+    out, rows = {}, []
     for v in LEVERS:
         pairs = {k: b["wm"] / b[v] for k, b in final.items() if "wm" in b and v in b}
         if pairs:
@@ -230,8 +225,14 @@ def _levers(done: dict, trials: int, lines: list) -> dict:
             seeds = sorted({seed for _, seed in pairs})
             out[v] = {"n": len(r), "seeds": seeds, "geomean": _geo(r), "min": min(r), "max": max(r),
                       "faster": sum(x > 1 for x in r)}
-            lines.append(f"| {v} | {len(r)} | {','.join(map(str, seeds))} | ×{_geo(r):.3f} | ×{min(r):.3f} | "
-                         f"×{max(r):.3f} | {out[v]['faster']} of {len(r)} |")
+            rows.append(f"| {v} | {len(r)} | {','.join(map(str, seeds))} | ×{_geo(r):.3f} | ×{min(r):.3f} | "
+                        f"×{max(r):.3f} | {out[v]['faster']} of {len(r)} |")
+    if rows:   # a run of cost models alone has no levers: no empty table
+        lines += ["", f"The world model's levers, one at a time ({trials} trials): best latency of wm with its "
+                  "defaults / with the lever, run against run with the same seed; above 1 the lever found "
+                  "faster kernels.", "",
+                  "| lever | runs (subgraph, seed) | seeds | geomean | min | max | faster in |",
+                  "|---|---|---|---|---|---|---|"] + rows
     return out
 
 
@@ -294,14 +295,15 @@ def cmd_report(args) -> None:
         cells = [f"{b[k] * 1e6:.1f}" if k in b else "-" for k in keys]
         gflops = f"{flops[name] / b['wm@64'] / 1e9:.0f}" if "wm@64" in b else "-"
         lines.append(f"| {name} | {flops[name] / 1e6:.0f} | " + " | ".join(cells) + f" | {gflops} |")
-    lines += ["", "| ratio (latency a / latency b) | subgraphs | geomean | mean |", "|---|---|---|---|"]
-    summary = {}
+    summary, rows = {}, []
     for a, b in pairs:
         ratios = [v[a] / v[b] for v in best.values() if a in v and b in v]
         if ratios:
             geo = math.exp(sum(map(math.log, ratios)) / len(ratios))
             summary[f"{a}/{b}"] = {"n": len(ratios), "geomean": geo, "mean": sum(ratios) / len(ratios)}
-            lines.append(f"| {a} / {b} | {len(ratios)} | ×{geo:.3f} | ×{sum(ratios) / len(ratios):.3f} |")
+            rows.append(f"| {a} / {b} | {len(ratios)} | ×{geo:.3f} | ×{sum(ratios) / len(ratios):.3f} |")
+    if rows:
+        lines += ["", "| ratio (latency a / latency b) | subgraphs | geomean | mean |", "|---|---|---|---|"] + rows
     def present(a, b):
         return any(a in c and b in c for c in curves.values())
 
