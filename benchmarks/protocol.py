@@ -245,9 +245,10 @@ def _reach(done: dict, trials: int, best: dict, lines: list) -> dict:
         if target is not None:
             found.setdefault(f"{v}@{t}", []).append(time_to(run_dir(name, v, seed, t), c, target))
     out = {}
-    lines += ["", f"Time to reach xgb@{trials}'s final latency (its mean over seeds), per run: runs that "
-              "reached it, and their median seconds from the run's start.", "",
-              "| variant | runs | reached | median s |", "|---|---|---|---|"]
+    if found:   # no xgb run, no target: no empty table
+        lines += ["", f"Time to reach xgb@{trials}'s final latency (its mean over seeds), per run: runs that "
+                  "reached it, and their median seconds from the run's start.", "",
+                  "| variant | runs | reached | median s |", "|---|---|---|---|"]
     for k, ts in sorted(found.items()):
         hit = sorted(x for x in ts if x is not None)
         med = hit[len(hit) // 2] if hit else None
