@@ -236,6 +236,27 @@ def _levers(done: dict, trials: int, lines: list) -> dict:
     return out
 
 
+def _against(done: dict, trials: int, lines: list) -> dict:
+    """xgb and random against wm run by run (same subgraph, same seed): how often wm was faster."""
+    final = {}
+    for (name, v, seed, t), c in done.items():
+        if t == trials:
+            final.setdefault((name, seed), {})[v] = c[-1]
+    out, rows = {}, []
+    for other in ("xgb", "random"):
+        r = [b[other] / b["wm"] for b in final.values() if "wm" in b and other in b]
+        if r:
+            out[other] = {"n": len(r), "geomean": _geo(r), "min": min(r), "max": max(r),
+                          "wm_faster": sum(x > 1 for x in r)}
+            rows.append(f"| {other}@{trials} / wm@{trials} | {len(r)} | ×{_geo(r):.3f} | ×{min(r):.3f} | "
+                        f"×{max(r):.3f} | {out[other]['wm_faster']} of {len(r)} |")
+    if rows:
+        lines += ["", "Run against run (same subgraph, same seed): latency of the other cost model / wm's; "
+                  "above 1 wm found the faster kernel.", "",
+                  "| ratio | runs | geomean | min | max | wm faster in |", "|---|---|---|---|---|---|"] + rows
+    return out
+
+
 def _reach(done: dict, trials: int, best: dict, lines: list) -> dict:
     """Tuning wall time (search + build + measure) until a run matched xgb@64's final latency (its
     mean over seeds) on the subgraph."""
@@ -328,6 +349,7 @@ def cmd_report(args) -> None:
                 row.append(f"×{geo:.2f}")
             lines.append(f"| {t} | " + " | ".join(row) + " |")
     summary["by_trial"] = by_trial
+    summary["run_against_run"] = _against(done, args.trials, lines)
     summary["levers"] = _levers(done, args.trials, lines)
     summary["time_to_xgb64"] = _reach(done, args.trials, best, lines)
     planned = runs(len(chosen), args.trials)
