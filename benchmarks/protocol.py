@@ -210,13 +210,19 @@ def _geo(xs: list) -> float:
     return math.exp(sum(map(math.log, xs)) / len(xs)) if xs else float("nan")
 
 
-def _levers(done: dict, trials: int, lines: list) -> dict:
-    """Each lever against wm with the same seed: the ratio of best latencies, geomean over the
-    (subgraph, seed) pairs both completed."""
+def _finals(done: dict, trials: int) -> dict:
+    """{(subgraph, seed): {variant: best latency}} of the runs of ``trials`` trials: runs to pair."""
     final = {}
     for (name, v, seed, t), c in done.items():
         if t == trials:
             final.setdefault((name, seed), {})[v] = c[-1]
+    return final
+
+
+def _levers(done: dict, trials: int, lines: list) -> dict:
+    """Each lever against wm with the same seed: the ratio of best latencies, geomean over the
+    (subgraph, seed) pairs both completed."""
+    final = _finals(done, trials)
     out, rows = {}, []
     for v in LEVERS:
         pairs = {k: b["wm"] / b[v] for k, b in final.items() if "wm" in b and v in b}
@@ -238,10 +244,7 @@ def _levers(done: dict, trials: int, lines: list) -> dict:
 
 def _against(done: dict, trials: int, lines: list) -> dict:
     """xgb and random against wm run by run (same subgraph, same seed): how often wm was faster."""
-    final = {}
-    for (name, v, seed, t), c in done.items():
-        if t == trials:
-            final.setdefault((name, seed), {})[v] = c[-1]
+    final = _finals(done, trials)
     out, rows = {}, []
     for other in ("xgb", "random"):
         r = [b[other] / b["wm"] for b in final.values() if "wm" in b and other in b]
