@@ -324,7 +324,7 @@ def cmd_report(args) -> None:
     for a, b in pairs:
         ratios = [v[a] / v[b] for v in best.values() if a in v and b in v]
         if ratios:
-            geo = math.exp(sum(map(math.log, ratios)) / len(ratios))
+            geo = _geo(ratios)
             summary[f"{a}/{b}"] = {"n": len(ratios), "geomean": geo, "mean": sum(ratios) / len(ratios)}
             rows.append(f"| {a} / {b} | {len(ratios)} | ×{geo:.3f} | ×{sum(ratios) / len(ratios):.3f} |")
     if rows:
@@ -347,7 +347,7 @@ def cmd_report(args) -> None:
             row = []
             for a, b in chosen_pairs:
                 ratios = [_mean_at(c[a], t) / _mean_at(c[b], t) for c in curves.values() if a in c and b in c]
-                geo = math.exp(sum(map(math.log, ratios)) / len(ratios))
+                geo = _geo(ratios)
                 by_trial.setdefault(f"{a}/{b}", {})[t] = geo
                 row.append(f"×{geo:.2f}")
             lines.append(f"| {t} | " + " | ".join(row) + " |")
