@@ -2,6 +2,7 @@
 
     python benchmarks/heaviest_kernels.py resnet50 [--cache benchmarks/work/e2e/tvm_wm_wm_t64] [--top 10]
         [--layout NHWC] [--weight-layouts]   # the options the cache was tuned with
+        [--out benchmarks/results/<folder>]
 
 Lowers the model as the backend does (one module, frozen weights), takes each task's best latency
 from the cache's tuning records (the tuner's own measurements, as `tune/progress.py` tabulates
@@ -9,7 +10,8 @@ them) and ranks the tasks by their share of a model call (calls × best latency)
 heaviest that is a 2-D convolution, PyTorch's `F.conv2d` on the same shapes is timed in this
 process, NCHW and channels-last (oneDNN); for each matrix product, `F.linear` (MKL). GFLOP/s
 count the convolution's or product's multiply-adds alone for both sides (TVM's kernels also do the
-folded batch norm, bias and activation). Writes results/kernels_<model>[_nhwc][_packed].{json,md}.
+folded batch norm, bias and activation). Writes results/kernels_<model>[_nhwc][_packed].{json,md}
+(or into --out).
 """
 import argparse
 import json
@@ -133,12 +135,12 @@ def measure(model: str, cache: str, top: int, layout: str = "NCHW",
             "tasks": len(tasks), "kernels_us_per_call": total, "heaviest": heavy}
 
 
-def write(out: dict) -> None:
+def write(out: dict, folder: str = RESULTS) -> None:
     from machine import heading
 
     suffix = ("" if out.get("layout", "NCHW") == "NCHW" else "_" + out["layout"].lower()) + \
         ("_packed" if out.get("weight_layouts") else "")
-    path = os.path.join(RESULTS, f"kernels_{out['model']}{suffix}")
+    path = os.path.join(folder, f"kernels_{out['model']}{suffix}")
     json.dump(out, open(path + ".json", "w"), indent=1)
     lines = heading(f"{out['model']}: the heaviest tuned kernels beside PyTorch's", out["machine"])
     lines[-1] += (f" Tuned kernels from `{out['cache']}` (layout {out.get('layout', 'NCHW')}, "
@@ -183,9 +185,10 @@ def main():
                         help="the layout option the cache was tuned with")
     parser.add_argument("--weight-layouts", action="store_true",
                         help="the cache was tuned with the weight_layouts option")
+    parser.add_argument("--out", default=RESULTS, help="the folder kernels_<model>*.json/.md go to")
     args = parser.parse_args()
-    os.makedirs(RESULTS, exist_ok=True)
-    write(measure(args.model, args.cache, args.top, args.layout, args.weight_layouts))
+    os.makedirs(args.out, exist_ok=True)
+    write(measure(args.model, args.cache, args.top, args.layout, args.weight_layouts), args.out)
 
 
 if __name__ == "__main__":
