@@ -219,20 +219,27 @@ def _finals(done: dict, trials: int) -> dict:
     return final
 
 
-def _levers(done: dict, trials: int, lines: list) -> dict:
-    """Each lever against wm with the same seed: the ratio of best latencies, geomean over the
-    (subgraph, seed) pairs both completed."""
-    final = _finals(done, trials)
+def _spread(r: list, faster: str) -> dict:
+    """Run-against-run ratios (above 1: the run in the denominator was faster): their count,
+    geomean, min, max, and under ``faster`` how many are above 1."""
+    return {"n": len(r), "geomean": _geo(r), "min": min(r), "max": max(r), faster: sum(x > 1 for x in r)}
+
+
+def _spread_cells(s: dict, faster: str) -> str:
+    return f"×{s['geomean']:.3f} | ×{s['min']:.3f} | ×{s['max']:.3f} | {s[faster]} of {s['n']}"
+
+
+def _levers(final: dict, trials: int, lines: list) -> dict:
+    """Each lever against wm with the same seed (``final``: `_finals`): the ratio of best
+    latencies, geomean over the (subgraph, seed) pairs both completed."""
     out, rows = {}, []
     for v in LEVERS:
         pairs = {k: b["wm"] / b[v] for k, b in final.items() if "wm" in b and v in b}
         if pairs:
-            r = list(pairs.values())
             seeds = sorted({seed for _, seed in pairs})
-            out[v] = {"n": len(r), "seeds": seeds, "geomean": _geo(r), "min": min(r), "max": max(r),
-                      "faster": sum(x > 1 for x in r)}
-            rows.append(f"| {v} | {len(r)} | {','.join(map(str, seeds))} | ×{_geo(r):.3f} | ×{min(r):.3f} | "
-                        f"×{max(r):.3f} | {out[v]['faster']} of {len(r)} |")
+            out[v] = {**_spread(list(pairs.values()), "faster"), "seeds": seeds}
+            rows.append(f"| {v} | {len(pairs)} | {','.join(map(str, seeds))} | "
+                        f"{_spread_cells(out[v], 'faster')} |")
     if rows:   # a run of cost models alone has no levers: no empty table
         lines += ["", f"The world model's levers, one at a time ({trials} trials): best latency of wm with its "
                   "defaults / with the lever, run against run with the same seed; above 1 the lever found "
@@ -242,17 +249,15 @@ def _levers(done: dict, trials: int, lines: list) -> dict:
     return out
 
 
-def _against(done: dict, trials: int, lines: list) -> dict:
-    """xgb and random against wm run by run (same subgraph, same seed): how often wm was faster."""
-    final = _finals(done, trials)
+def _against(final: dict, trials: int, lines: list) -> dict:
+    """xgb and random against wm run by run (``final``: `_finals`; same subgraph, same seed): how
+    often wm was faster."""
     out, rows = {}, []
     for other in ("xgb", "random"):
         r = [b[other] / b["wm"] for b in final.values() if "wm" in b and other in b]
         if r:
-            out[other] = {"n": len(r), "geomean": _geo(r), "min": min(r), "max": max(r),
-                          "wm_faster": sum(x > 1 for x in r)}
-            rows.append(f"| {other}@{trials} / wm@{trials} | {len(r)} | ×{_geo(r):.3f} | ×{min(r):.3f} | "
-                        f"×{max(r):.3f} | {out[other]['wm_faster']} of {len(r)} |")
+            out[other] = _spread(r, "wm_faster")
+            rows.append(f"| {other}@{trials} / wm@{trials} | {len(r)} | {_spread_cells(out[other], 'wm_faster')} |")
     if rows:
         lines += ["", "Run against run (same subgraph, same seed): latency of the other cost model / wm's; "
                   "above 1 wm found the faster kernel.", "",
@@ -352,8 +357,9 @@ def cmd_report(args) -> None:
                 row.append(f"×{geo:.2f}")
             lines.append(f"| {t} | " + " | ".join(row) + " |")
     summary["by_trial"] = by_trial
-    summary["run_against_run"] = _against(done, args.trials, lines)
-    summary["levers"] = _levers(done, args.trials, lines)
+    final = _finals(done, args.trials)
+    summary["run_against_run"] = _against(final, args.trials, lines)
+    summary["levers"] = _levers(final, args.trials, lines)
     summary["time_to_xgb64"] = _reach(done, args.trials, best, lines)
     planned = runs(len(chosen), args.trials)
     lines += ["", f"Runs complete: {sum(map(len, walls.values()))} of {len(planned)} planned.", "",
