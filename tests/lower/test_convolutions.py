@@ -88,3 +88,32 @@ def test_nchw_modules_keep_tvms_convolutions():
 def test_a_compiled_cnn_runs_its_module_with_onednns_convolutions(tmp_path):
     torch.manual_seed(0)
     runs_one_module_with_pytorchs_products(Net().eval(), torch.randn(1, 8, 12, 12), tmp_path)
+
+
+def test_keep_picks_the_convolutions_onednn_computes():
+    from torch_wm_backend.lower.convolutions import to_onednn
+    from torch_wm_backend.lower.freeze import lift_weights, weights_last
+    from torch_wm_backend.lower.importer import GraphModuleImporter
+    from torch_wm_backend.lower.layout import to_nhwc
+
+    torch.manual_seed(0)
+    model, x = Net().eval(), torch.randn(1, 8, 12, 12)
+    gm, args, weights = exported(model, (x,))
+    ordered = [a for i, a in enumerate(args) if i not in weights] + [args[i] for i in weights]
+    nhwc = to_nhwc(GraphModuleImporter().import_graph_module(weights_last(gm, weights), ordered))
+    seen = []
+
+    def one_by_one(geometry):
+        seen.append(geometry)
+        return geometry["weight"][2:] == [1, 1] and geometry["groups"] == 1
+
+    num_input = len(args) - len(weights)
+    mod = lift_weights(to_onednn(nhwc, num_input, keep=one_by_one), num_input)
+    assert len(seen) == 4 and {tuple(g["stride"]) for g in seen} == {(1, 1), (2, 2)}
+    main = str(mod["main"])
+    assert main.count(CONV + '"') == 2  # the 1x1 convolutions: point and down
+    assert len(re.findall(r"call_tir\(conv2d\w*,", main)) == 2  # TVM's: the 3x3 and the depthwise
+    kernel = kernel_for(build(mod, cpu_target()), torch.device("cpu"), weights)
+    kernel.matmul = "pytorch"
+    with torch.no_grad():
+        torch.testing.assert_close(kernel(args)[0], model(x), atol=1e-5, rtol=1e-5)

@@ -27,9 +27,11 @@ _RELU = "relax.nn.relu"
 _CLIP = "relax.clip"
 
 
-def to_onednn(mod: tvm.IRModule, num_input: int) -> tvm.IRModule:
+def to_onednn(mod: tvm.IRModule, num_input: int, keep=None) -> tvm.IRModule:
     """``mod`` (channels-last, before legalization) with its float32 2-D convolutions by weights
-    (``main``'s parameters from ``num_input`` on) calling oneDNN, with what follows them folded."""
+    (``main``'s parameters from ``num_input`` on) calling oneDNN, with what follows them folded.
+    ``keep(geometry) -> bool``, if given, picks the convolutions oneDNN computes (``geometry``:
+    NHWC data shape, OIHW weight shape, strides, groups); the others stay TVM's."""
     if "main" not in [gv.name_hint for gv in mod.functions]:
         return mod
     main = mod["main"]
@@ -39,7 +41,7 @@ def to_onednn(mod: tvm.IRModule, num_input: int) -> tvm.IRModule:
     chains = {}  # the chain's last binding's value -> the chain
     taken: set = set()  # residual adds a chain took (two branches meet at one: it is one's)
     for var, value in bound.items():
-        if _eligible(value, weights, bound):
+        if _eligible(value, weights, bound) and (keep is None or keep(_geometry(value, bound))):
             chain = _chain(var, value, bound, consumers, derived, taken)
             chains[chain["end"]] = chain
     if not chains:
@@ -118,6 +120,11 @@ def _eligible(value, weights, bound) -> bool:
             and [int(x) for x in transpose.attrs.axes] == [2, 3, 1, 0]
             and any(transpose.args[0].same_as(p) for p in weights)
             and _static_shape(transpose.args[0]) is not None)
+
+
+def _geometry(conv, bound) -> dict:
+    return {"data": _static_shape(conv.args[0]), "weight": _static_shape(bound[conv.args[1]].args[0]),
+            "stride": [int(s) for s in conv.attrs.strides], "groups": int(conv.attrs.groups)}
 
 
 def _chain(var, conv, bound, consumers, derived, taken: set) -> dict:
