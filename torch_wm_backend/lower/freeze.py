@@ -4,7 +4,8 @@ depends on them alone lifted into ``main_transform_params``, computed once per s
 A batch norm in inference is a scale and a shift computed from four weights; lifted, what is left
 of it in ``main`` is elementwise work that fuses into the convolution before it (with the ReLU
 after): one kernel, where the graph with weights as plain inputs ran the batch norm as a kernel of
-its own. Weight transposes (a linear layer's) are lifted too. The compiled module does not hold the
+its own. After a convolution the scale goes into the convolution's weight first (batch_norm.py),
+so that work is one add. Weight transposes (a linear layer's) are lifted too. The compiled module does not hold the
 weights, so it is cached like any other and stays right when they change: the runtime calls
 ``main_transform_params`` again (runtime/kernel.py, FrozenKernel). With the ``weight_layouts``
 option, the weight layouts tuned kernels chose are changed there too (``prepack``).

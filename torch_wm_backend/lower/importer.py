@@ -93,6 +93,7 @@ def variants(gm: torch.fx.GraphModule, inputs: list, weights: tuple = (), layout
     gm = concretize(gm, inputs)
     if not weights:
         return {"tvm": GraphModuleImporter().import_graph_module(gm, inputs)}
+    from .batch_norm import fold_batch_norms
     from .freeze import lift_weights, weights_last
     from .products import has_products, to_pytorch
 
@@ -114,7 +115,7 @@ def variants(gm: torch.fx.GraphModule, inputs: list, weights: tuple = (), layout
         theirs = None if theirs is mod else theirs  # nothing PyTorch would compute
     out = {}
     if "tvm" in matmuls or theirs is None:
-        out["tvm"] = lift_weights(mod, num_input, weight_layouts)
+        out["tvm"] = lift_weights(fold_batch_norms(mod, num_input), num_input, weight_layouts)
     if theirs is not None:
-        out["pytorch"] = lift_weights(theirs, num_input, weight_layouts)
+        out["pytorch"] = lift_weights(fold_batch_norms(theirs, num_input), num_input, weight_layouts)
     return out

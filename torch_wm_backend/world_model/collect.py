@@ -205,20 +205,25 @@ def _save_transitions(mod, target, cands, path: Path) -> None:
 
 def eval_hashes(zoo, out: Path, target) -> set:
     """Workloads of the evaluation networks in every layout the data holds (cached beside the
-    data, with the networks' names and the layouts)."""
+    data, with the networks' names, the layouts and the lowering's source: a change to lower/, a
+    batch norm folded, makes other workloads)."""
+    from ..cache.versions import PACKAGE_DIR, source_hash
+
     cache = out / "eval_hashes.json"
     names = sorted(zoo.EVAL)
+    lowering = source_hash(PACKAGE_DIR / "lower")
     if cache.exists():
         held = json.loads(cache.read_text())
         if (isinstance(held, dict) and held.get("networks") == names
-                and held.get("layouts", ["NCHW"]) == list(LAYOUTS)):
+                and held.get("layouts", ["NCHW"]) == list(LAYOUTS) and held.get("lowering") == lowering):
             return set(held["hashes"])
     hashes = set()
     for name in names:
         for layout in LAYOUTS:
             hashes |= {task_hash(t) for t in network_tasks(zoo, name, target, layout)}
     out.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps({"networks": names, "layouts": list(LAYOUTS), "hashes": sorted(hashes)}))
+    cache.write_text(json.dumps({"networks": names, "layouts": list(LAYOUTS), "lowering": lowering,
+                                 "hashes": sorted(hashes)}))
     return hashes
 
 
