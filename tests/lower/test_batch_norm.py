@@ -55,3 +55,11 @@ def test_batch_norms_after_convolutions_fold_into_their_weights(layout):
         torch.testing.assert_close(kernel(args)[0], model(x), atol=1e-5, rtol=1e-5)
         model.bn2.running_var.mul_(3.0)  # in place: folded into the weights prepared again
         torch.testing.assert_close(kernel(args)[0], model(x), atol=1e-5, rtol=1e-5)
+
+
+def test_only_a_bias_along_the_channels_folds():
+    from torch_wm_backend.lower.batch_norm import _along
+
+    assert _along([1, 16, 1, 1], 1, 16) and _along([16], 3, 16) and _along([1, 1, 16], 3, 16)
+    assert not _along([16], 1, 16)  # added to NCHW it broadcasts along W, not the channels
+    assert not _along([1], 1, 16) and not _along([1, 16, 2, 1], 1, 16) and not _along(None, 1, 16)

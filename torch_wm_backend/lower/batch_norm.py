@@ -95,12 +95,21 @@ def _foldable(var, value, bound, consumers, derived):
     if not (isinstance(weight, relax.Var) and derived.get(weight)) or "O" not in conv.attrs.kernel_layout \
             or int(bn.attrs.axis) % 4 != layout.index("C"):
         return None
-    channels = _static_shape(conv)[layout.index("C")]
-    if bias is not None and _static_shape(bias) is not None and \
-            [d for d in _static_shape(bias) if d != 1] not in ([channels], []):
+    axis = layout.index("C")
+    channels = _static_shape(conv)[axis]
+    if bias is not None and not _along(_static_shape(bias), axis, channels):
         return None
     return {"item": value, "bn": bn, "conv": conv, "bias": bias, "channels": channels,
             "shift_shape": [channels if c == "C" else 1 for c in layout]}
+
+
+def _along(shape, axis: int, channels: int) -> bool:
+    """Whether a tensor of ``shape`` added to a 4-D output broadcasts along its channel ``axis``
+    alone, one value per channel (a [C] bias of an NCHW output would broadcast along W)."""
+    if shape is None or len(shape) > 4:
+        return False
+    padded = [1] * (4 - len(shape)) + shape
+    return padded[axis] == channels and all(d == 1 for i, d in enumerate(padded) if i != axis)
 
 
 def _is(value, name: str) -> bool:
