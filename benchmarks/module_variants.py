@@ -53,15 +53,12 @@ def modules(model, x, names: list) -> tuple:
     from torch_wm_backend.lower import variants
     from torch_wm_backend.lower.batch_norm import fold_batch_norms
     from torch_wm_backend.lower.convolutions import to_onednn
-    from torch_wm_backend.lower.freeze import exported, lift_weights, weights_last
-    from torch_wm_backend.lower.importer import GraphModuleImporter
-    from torch_wm_backend.lower.layout import to_nhwc
+    from torch_wm_backend.lower.freeze import exported, lift_weights
+    from torch_wm_backend.lower.importer import imported
 
     gm, args, weights = exported(model, (x,))
     both = variants(gm, args, weights, "NHWC", False, ("tvm", "pytorch"))
-    ordered = [a for i, a in enumerate(args) if i not in weights] + [args[i] for i in weights]
-    num_input = len(args) - len(weights)
-    nhwc = to_nhwc(GraphModuleImporter().import_graph_module(weights_last(gm, weights), ordered))
+    nhwc, num_input, _ = imported(gm, args, weights, "NHWC")
     built = {"tvm": lambda: both["tvm"], "onednn_all": lambda: both["pytorch"],
              "onednn_1x1": lambda: lift_weights(fold_batch_norms(to_onednn(nhwc, num_input, keep=one_by_one),
                                                                  num_input), num_input),

@@ -92,22 +92,19 @@ def test_a_compiled_cnn_runs_its_module_with_onednns_convolutions(tmp_path):
 
 def test_keep_picks_the_convolutions_onednn_computes():
     from torch_wm_backend.lower.convolutions import to_onednn
-    from torch_wm_backend.lower.freeze import lift_weights, weights_last
-    from torch_wm_backend.lower.importer import GraphModuleImporter
-    from torch_wm_backend.lower.layout import to_nhwc
+    from torch_wm_backend.lower.freeze import lift_weights
+    from torch_wm_backend.lower.importer import imported
 
     torch.manual_seed(0)
     model, x = Net().eval(), torch.randn(1, 8, 12, 12)
     gm, args, weights = exported(model, (x,))
-    ordered = [a for i, a in enumerate(args) if i not in weights] + [args[i] for i in weights]
-    nhwc = to_nhwc(GraphModuleImporter().import_graph_module(weights_last(gm, weights), ordered))
+    nhwc, num_input, _ = imported(gm, args, weights, "NHWC")
     seen = []
 
     def one_by_one(geometry):
         seen.append(geometry)
         return geometry["weight"][2:] == [1, 1] and geometry["groups"] == 1
 
-    num_input = len(args) - len(weights)
     mod = lift_weights(to_onednn(nhwc, num_input, keep=one_by_one), num_input)
     assert len(seen) == 4 and {tuple(g["stride"]) for g in seen} == {(1, 1), (2, 2)}
     main = str(mod["main"])

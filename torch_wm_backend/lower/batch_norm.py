@@ -14,7 +14,7 @@ from __future__ import annotations
 import tvm
 from tvm import relax
 
-from .convolutions import _dtype, _weight_derived
+from .convolutions import _dtype, _is, _weight_derived
 from .products import _static_shape, _uses
 
 
@@ -92,10 +92,10 @@ def _foldable(var, value, bound, consumers, derived):
         return None
     weight = conv.args[1]
     layout = conv.attrs.out_layout or conv.attrs.data_layout
-    if not (isinstance(weight, relax.Var) and derived.get(weight)) or "O" not in conv.attrs.kernel_layout \
-            or int(bn.attrs.axis) % 4 != layout.index("C"):
-        return None
     axis = layout.index("C")
+    if not (isinstance(weight, relax.Var) and derived.get(weight)) or "O" not in conv.attrs.kernel_layout \
+            or int(bn.attrs.axis) % 4 != axis:
+        return None
     channels = _static_shape(conv)[axis]
     if bias is not None and not _along(_static_shape(bias), axis, channels):
         return None
@@ -110,7 +110,3 @@ def _along(shape, axis: int, channels: int) -> bool:
         return False
     padded = [1] * (4 - len(shape)) + shape
     return padded[axis] == channels and all(d == 1 for i, d in enumerate(padded) if i != axis)
-
-
-def _is(value, name: str) -> bool:
-    return isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op) and value.op.name == name

@@ -137,17 +137,13 @@ def _chain(var, conv, bound, consumers, derived, taken: set) -> dict:
         users = consumers.get(v, [])
         return users[0] if len(users) == 1 else None
 
-    def op(value, name):
-        return (isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op)
-                and value.op.name == name)
-
     def advance(v, value):
         chain["end"] = value
         return v
 
     nxt = single(var)
     value = bound.get(nxt)
-    if op(value, "relax.add"):  # a bias: the other operand, from the weights, along the channels
+    if _is(value, "relax.add"):  # a bias: the other operand, from the weights, along the channels
         other = value.args[1] if value.args[0].same_as(var) else value.args[0]
         shape = _static_shape(other)
         if (isinstance(other, relax.Var) and derived.get(other) and shape is not None
@@ -156,7 +152,7 @@ def _chain(var, conv, bound, consumers, derived, taken: set) -> dict:
             var = advance(nxt, value)
             nxt = single(var)
             value = bound.get(nxt)
-    if op(value, "relax.nn.batch_norm") and value.args[0].same_as(var) and int(value.attrs.axis) == 3 \
+    if _is(value, "relax.nn.batch_norm") and value.args[0].same_as(var) and int(value.attrs.axis) == 3 \
             and all(isinstance(a, relax.Var) and derived.get(a) for a in value.args[1:5]):
         item = single(nxt)
         got = bound.get(item)
@@ -165,7 +161,7 @@ def _chain(var, conv, bound, consumers, derived, taken: set) -> dict:
             var = advance(item, got)
             nxt = single(var)
             value = bound.get(nxt)
-    if op(value, "relax.add") and nxt not in taken:  # a residual: another activation
+    if _is(value, "relax.add") and nxt not in taken:  # a residual: another activation
         other = value.args[1] if value.args[0].same_as(var) else value.args[0]
         if (isinstance(other, relax.Var) and not derived.get(other)
                 and _static_shape(other) == _static_shape(value) and _dtype(other) == "float32"):
@@ -174,13 +170,18 @@ def _chain(var, conv, bound, consumers, derived, taken: set) -> dict:
             var = advance(nxt, value)
             nxt = single(var)
             value = bound.get(nxt)
-    if op(value, _RELU):
+    if _is(value, _RELU):
         chain["post"] = ["relu", []]
         advance(nxt, value)
-    elif op(value, _CLIP) and chain["other"] is None and _bounds(value) == (0.0, 6.0):
+    elif _is(value, _CLIP) and chain["other"] is None and _bounds(value) == (0.0, 6.0):
         chain["post"] = ["hardtanh", [0.0, 6.0]]
         advance(nxt, value)
     return chain
+
+
+def _is(value, name: str) -> bool:
+    """Whether ``value`` is a call of the Relax operator ``name``."""
+    return isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op) and value.op.name == name
 
 
 def _bounds(clip) -> tuple:

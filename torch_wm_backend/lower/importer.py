@@ -94,18 +94,10 @@ def variants(gm: torch.fx.GraphModule, inputs: list, weights: tuple = (), layout
     if not weights:
         return {"tvm": GraphModuleImporter().import_graph_module(gm, inputs)}
     from .batch_norm import fold_batch_norms
-    from .freeze import lift_weights, weights_last
+    from .freeze import lift_weights
     from .products import has_products, to_pytorch
 
-    ordered = [x for i, x in enumerate(inputs) if i not in weights] + [inputs[i] for i in weights]
-    mod = GraphModuleImporter().import_graph_module(weights_last(gm, weights), ordered)
-    # before lifting: the weights' transposes are prepared once with them
-    nhwc = chosen_layout(layout, gm, inputs) == "NHWC"
-    if nhwc:
-        from .layout import to_nhwc
-
-        mod = to_nhwc(mod)
-    num_input = len(inputs) - len(weights)
+    mod, num_input, nhwc = imported(gm, inputs, weights, layout)
     theirs = None
     if "pytorch" in matmuls:  # PyTorch's products, oneDNN's convolutions in channels-last modules
         from .convolutions import to_onednn
@@ -119,3 +111,20 @@ def variants(gm: torch.fx.GraphModule, inputs: list, weights: tuple = (), layout
     if theirs is not None:
         out["pytorch"] = lift_weights(fold_batch_norms(theirs, num_input), num_input, weight_layouts)
     return out
+
+
+def imported(gm: torch.fx.GraphModule, inputs: list, weights: tuple, layout: str = "NCHW") -> tuple:
+    """``(module, number of inputs, channels-last)``: the (concrete) graph imported with the weights
+    at ``weights`` as ``main``'s trailing parameters, its convolutions channels-last where ``layout``
+    chooses so, nothing lifted yet (``variants`` lowers it further)."""
+    from .freeze import weights_last
+
+    ordered = [x for i, x in enumerate(inputs) if i not in weights] + [inputs[i] for i in weights]
+    mod = GraphModuleImporter().import_graph_module(weights_last(gm, weights), ordered)
+    # before lifting: the weights' transposes are prepared once with them
+    nhwc = chosen_layout(layout, gm, inputs) == "NHWC"
+    if nhwc:
+        from .layout import to_nhwc
+
+        mod = to_nhwc(mod)
+    return mod, len(inputs) - len(weights), nhwc
