@@ -41,7 +41,8 @@ def _plan(**kw):
 # online update's strength: 100 Adam steps per round instead of 30, a learning rate of 3e-3
 # instead of 1e-3 (how fast a task's copy learns from the task's own measurements), the online
 # update in closed form (a ridge refit of the trained network's score per task,
-# world_model/calibrate.py, instead of Adam steps on a copy of it), and other weights: v2.0 (the
+# world_model/calibrate.py, instead of Adam steps on a copy of it), the Adam steps with XGB beside
+# them, each weighted by how well it ranked the task's last rounds (world_model/blend.py), and other weights: v2.0 (the
 # former shipped ones, 1,500 steps of 8 tasks) and v2.1 (`tvm-wm train --members 4 --steps 4000
 # --batch 16`, the shipped ones since 2026-12-06: as a lever, a measure of run-to-run noise).
 DATA = os.path.join(HERE, "data")
@@ -55,14 +56,15 @@ VARIANTS = {
     "wm-steps100": ("wm", {}, {"online_steps": 100}),
     "wm-lr3e-3": ("wm", {}, {"lr": 3e-3}),
     "wm-ridge": ("wm", {}, {"online": "ridge"}),
+    "wm-blend": ("wm", {}, {"online": "blend"}),
     "wm-v2.0": ("wm", {}, {"weights": os.path.join(DATA, "wm_cpu_v2.0.pt")}),
     "wm-v2.1": ("wm", {}, {"weights": os.path.join(DATA, "wm_cpu_v2.1.pt")}),
 }
 LEVERS = [v for v in VARIANTS if v.startswith("wm-")]
 # Levers that also run with seeds 1 and 2, as a default is decided on three seeds: the pull towards
 # the trained weights (prior_weight 1e-2) was wm's default until its 30 runs found slower kernels;
-# the weights shipped before (v2.0) against those shipped now.
-CONFIRM = ["wm-pull", "wm-v2.0"]
+# the weights shipped before (v2.0) against those shipped now; XGB beside the fine-tune.
+CONFIRM = ["wm-pull", "wm-v2.0", "wm-blend"]
 
 
 def work_root() -> str:

@@ -259,3 +259,50 @@ def test_tuning_leaves_the_users_rng_stream_alone(cpu_task):
     tuned = WorldModelCostModel(seed=5, online_steps=2)
     tuned.update(ctx, cands[:8], [_Result(float(c)) for c in range(1, 9)])
     np.testing.assert_array_equal(tuned.predict(ctx, cands), model.predict(ctx, cands))
+
+
+class _Oracle:
+    """A companion cost model that scores candidates by their true speed (or its reverse)."""
+
+    def __init__(self, costs: dict, sign: float = 1.0):
+        self.costs, self.sign, self.updates = costs, sign, 0
+
+    def predict(self, context, candidates):
+        return np.asarray([-self.sign * self.costs[str(c.sch.trace)] for c in candidates], "float64")
+
+    def update(self, context, candidates, results):
+        self.updates += 1
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_the_blend_follows_whichever_model_ranked_the_last_round_better(cpu_task, sign):
+    ctx, cands = cpu_task
+    costs = _synthetic_costs(cands)
+    oracle = _Oracle({str(c.sch.trace): x for c, x in zip(cands, costs)}, sign)
+    model = WorldModelCostModel(seed=0, online="blend", companion=oracle)
+    alone = WorldModelCostModel(seed=0)
+    rounds = [slice(0, 8), slice(8, 16), slice(16, 32)]
+    for r in rounds[:1]:
+        for m in (model, alone):
+            m.update(ctx, cands[r], [_Result(c) for c in costs[r]])
+    # one round learned: the companion has not been checked yet, so the world model's scores alone
+    np.testing.assert_array_equal(model.predict(ctx, cands), alone.predict(ctx, cands))
+    for r in rounds[1:]:
+        for m in (model, alone):
+            m.update(ctx, cands[r], [_Result(c) for c in costs[r]])
+    evidence = model._evidence[state.task_info(ctx.mod, ctx.target).key]
+    scores = model.predict(ctx, cands)
+    assert oracle.updates == 3 and np.all(scores > 0)
+    if sign > 0:   # the oracle ranked every pair right: it outweighs the world model
+        assert evidence.weight() > 0.5
+        assert _pairwise_accuracy(scores, costs) > _pairwise_accuracy(alone.predict(ctx, cands), costs)
+    else:          # it ranked every pair wrong: next to no weight, the world model's order
+        assert evidence.weight() < 0.05
+        assert _pairwise_accuracy(scores, costs) > _pairwise_accuracy(alone.predict(ctx, cands), costs) - 0.03
+
+
+def test_a_companion_goes_with_the_blend_only():
+    with pytest.raises(ValueError, match="companion"):
+        WorldModelCostModel(online="blend")
+    with pytest.raises(ValueError, match="companion"):
+        WorldModelCostModel(companion=_Oracle({}))

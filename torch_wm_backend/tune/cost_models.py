@@ -7,26 +7,34 @@ from ..errors import TvmWmError
 
 
 def create(name: str, target, num_cores: int, **options):
-    """``options``: the world model's (WorldModelCostModel's keywords: online_steps, prior_weight, online)."""
+    """``options``: the world model's (WorldModelCostModel's keywords: online_steps, prior_weight,
+    online; with ``online="blend"`` XGB is its companion)."""
     if options and name != "wm":
         raise TvmWmError(f"cost model {name!r} takes no options, not {sorted(options)}")
     if name == "wm":
         from ..world_model import create_cost_model
 
+        if options.get("online") == "blend":
+            options["companion"] = _xgb(num_cores)
         return create_cost_model(target, **options)
     if name == "xgb":
-        try:
-            import xgboost  # noqa: F401
-        except ImportError as err:
-            raise TvmWmError(
-                "cost_model='xgb' needs xgboost: pip install 'torch_wm_backend[bench]' "
-                "(or xgboost), or use cost_model='wm'"
-            ) from err
-        # MetaSchedule's default waits for 100 measurements before its first prediction (random
-        # until then): a task tuned with 64 trials alone would never use the model. Learn from the
-        # first measured round instead.
-        return ms.CostModel.create("xgb", num_tuning_cores=num_cores, tree_method="auto",
-                                   num_warmup_samples=0)
+        return _xgb(num_cores)
     if name == "random":
         return ms.CostModel.create("random")
     raise TvmWmError(f"unknown cost model {name!r}")
+
+
+def _xgb(num_cores: int):
+    try:
+        import xgboost  # noqa: F401
+    except ImportError as err:
+        raise TvmWmError(
+            "XGB (cost_model='xgb', or the world model's online='blend') needs xgboost: "
+            "pip install 'torch_wm_backend[bench]' "
+            "(or xgboost), or use cost_model='wm'"
+        ) from err
+    # MetaSchedule's default waits for 100 measurements before its first prediction (random
+    # until then): a task tuned with 64 trials alone would never use the model. Learn from the
+    # first measured round instead.
+    return ms.CostModel.create("xgb", num_tuning_cores=num_cores, tree_method="auto",
+                               num_warmup_samples=0)

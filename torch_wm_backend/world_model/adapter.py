@@ -6,7 +6,9 @@ update() fine-tunes online on the running task's measured results with a ranking
 trained weights per task, held near them (an L2 pull towards the prior), so one task's measurements
 neither steer another task's search nor erase what the network learned offline. Or, with
 ``online="ridge"``, refits a per-task linear correction of the trained network's score in closed form
-(calibrate.py); the trained weights stay untouched either way.
+(calibrate.py); or, with ``online="blend"``, fine-tunes and also lets a companion model (XGB) learn
+the task, then ranks by both, each weighted by how well it ranked the task's last rounds (blend.py).
+The trained weights stay untouched in every case.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import torch
 from tvm.ir.utils import derived_object
 from tvm.s_tir.meta_schedule.cost_model import PyCostModel
 
-from . import calibrate, hardware, state, tokenizer, trace_reader
+from . import blend, calibrate, hardware, state, tokenizer, trace_reader
 from .network import Ensemble, WMConfig, WorldModel, collate, pairwise_rank_loss
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,9 @@ _TUNED_TASKS = 16     # per-task fine-tuned copies kept; an evicted one is refit
 # copy starts from the trained weights and follows its own measurements (protocol, 2026-12-06: a pull
 # of 1e-2 found slower kernels, x0.93 over 30 runs of 3 seeds); the trained weights stay untouched.
 PRIOR_WEIGHT = 0.0
-ONLINE = ("finetune", "ridge")   # the online updates: Adam steps on a task's copy, or calibrate.py
+# the online updates: Adam steps on a task's copy, calibrate.py, or those Adam steps and a companion
+# model weighed against them (blend.py)
+ONLINE = ("finetune", "ridge", "blend")
 
 
 @contextlib.contextmanager
@@ -118,11 +122,17 @@ class WorldModelCostModel(PyCostModel):
     """Scores candidates by rolling their trace's actions through the learned latent dynamics."""
 
     def __init__(self, net: WorldModel | None = None, *, online_steps: int = 30, lr: float = 1e-3,
-                 seed: int = 0, prior_weight: float = PRIOR_WEIGHT, online: str = "finetune"):
+                 seed: int = 0, prior_weight: float = PRIOR_WEIGHT, online: str = "finetune",
+                 companion=None):
+        """``companion``: with ``online="blend"``, a cost model that learns tasks from their own
+        measurements (``update`` / ``predict`` as MetaSchedule's)."""
         super().__init__()
         if online not in ONLINE:
             raise ValueError(f"online={online!r}: one of {', '.join(ONLINE)}")
+        if (online == "blend") != (companion is not None):
+            raise ValueError('a companion model goes with online="blend", and only with it')
         self.online = online
+        self.companion = companion
         if net is None:
             with seeded(seed):
                 net = WorldModel(default_config())
@@ -135,6 +145,8 @@ class WorldModelCostModel(PyCostModel):
         self._measured: dict = {}     # task key -> (list of tokens, list of costs)
         self._tuned: OrderedDict = OrderedDict()   # task key -> the prior fine-tuned on that task
         self._fits: dict = {}         # task key -> calibrate.Fit (online="ridge")
+        self._evidence: dict = {}     # task key -> blend.Evidence (online="blend")
+        self._candidates: dict = {}   # task key -> its measured candidates (online="blend")
         self._info: dict = {}         # task key -> TaskInfo of the tasks measured
         self._hw: dict = {}
         self._token_cache: dict = {}  # task key -> {trace text: tokens}
@@ -198,19 +210,30 @@ class WorldModelCostModel(PyCostModel):
         return self.net
 
     def score_tokens(self, info, toks, hw, net=None) -> np.ndarray:
+        # float64: a float32 sigmoid rounds logits above ~17 to 1.0, ties at the top
+        return torch.sigmoid(torch.from_numpy(self.logits(info, toks, hw, net))).numpy()
+
+    def logits(self, info, toks, hw, net=None) -> np.ndarray:
         net = net if net is not None else self.net
         out = []
         st = torch.from_numpy(info.state)[None]
         with torch.inference_mode(), _one_thread():
             for i in range(0, len(toks), _CHUNK):
                 kinds, attrs, feats, mask = collate(toks[i:i + _CHUNK])
-                # float64: a float32 sigmoid rounds logits above ~17 to 1.0, ties at the top
-                out.append(torch.sigmoid(net(st, kinds, attrs, feats, mask, hw).double()).numpy())
-        return np.concatenate(out).astype("float64") if out else np.zeros(0, "float64")
+                out.append(net(st, kinds, attrs, feats, mask, hw).double().numpy())
+        return np.concatenate(out) if out else np.zeros(0, "float64")
 
     # -- PyCostModel ------------------------------------------------------------------------
     def predict(self, context, candidates) -> np.ndarray:
-        return self.predict_traces(context, [c.sch.trace for c in candidates])
+        info = state.task_info(context.mod, context.target)
+        evidence = self._evidence.get(info.key)
+        if evidence is None or evidence.weight() == 0:
+            return self.predict_traces(context, [c.sch.trace for c in candidates])
+        self.predicted += len(candidates)
+        hw = self._hw_vec(context.target)
+        toks = self._tokens(info, [c.sch.trace for c in candidates])
+        return evidence.combine(self.logits(info, toks, hw, self.net_for(info.key, hw)),
+                                self.companion.predict(context, candidates))
 
     def predict_traces(self, context, traces: list) -> np.ndarray:
         """Scores of schedule traces of ``context``'s task, higher is faster: a trace need not be
@@ -239,12 +262,14 @@ class WorldModelCostModel(PyCostModel):
     def update(self, context, candidates, results) -> None:
         info = state.task_info(context.mod, context.target)
         self._info[info.key] = info
+        new = [(c, tok, mean_cost(res)) for c, tok, res in
+               zip(candidates, self._tokens(info, [c.sch.trace for c in candidates]), results)]
+        new = [n for n in new if n[2] < 1e9]
+        if self.online == "blend":
+            self._weigh(context, info, new)
         toks, costs = self._measured.setdefault(info.key, ([], []))
-        for tok, res in zip(self._tokens(info, [c.sch.trace for c in candidates]), results):
-            c = mean_cost(res)
-            if c < 1e9:
-                toks.append(tok)
-                costs.append(c)
+        toks += [n[1] for n in new]
+        costs += [n[2] for n in new]
         del toks[:-_BUFFER], costs[:-_BUFFER]
         if self.online == "ridge":
             if len(costs) >= calibrate.MIN_MEASURED:   # fewer: calibrate.fit has no fit to give
@@ -252,6 +277,34 @@ class WorldModelCostModel(PyCostModel):
                 self._fits[info.key] = calibrate.fit(*self.score_hidden(info, toks, hw), np.asarray(costs))
         elif len(costs) >= 2 and self.online_steps > 0:
             self.finetune(info.key, info, toks, np.asarray(costs), self._hw_vec(context.target))
+        if self.online == "blend":
+            self._update_companion(context, info, candidates, results, [n[0] for n in new])
+
+    def _weigh(self, context, info, new: list) -> None:
+        """How each model of the blend ranked a round it had not yet learned from."""
+        evidence = self._evidence.get(info.key)
+        if evidence is None or len(new) < 2:   # before the first update the companion knows nothing
+            return
+        hw = self._hw_vec(context.target)
+        evidence.add(self.logits(info, [n[1] for n in new], hw, self.net_for(info.key, hw)),
+                     self.companion.predict(context, [n[0] for n in new]),
+                     np.asarray([n[2] for n in new]))
+
+    def _update_companion(self, context, info, candidates, results, measured: list) -> None:
+        """The companion learns the round; both scores get their scale over what was measured."""
+        self.companion.update(context, candidates, results)
+        kept = self._candidates.setdefault(info.key, [])
+        kept += measured
+        del kept[:-_BUFFER]
+        if len(kept) < 2:
+            return
+        hw = self._hw_vec(context.target)
+        toks, _ = self._measured[info.key]
+        evidence = self._evidence.setdefault(info.key, blend.Evidence())
+        log.debug("blend, task %s: companion's weight %.2f after %d pairs (right: %s)", info.key[:12],
+                  evidence.weight(), evidence.pairs, evidence.right)
+        evidence.scales = (blend.Scale.of(self.logits(info, toks, hw, self.net_for(info.key, hw))),
+                           blend.Scale.of(self.companion.predict(context, kept)))
 
     def finetune(self, key: str, info, toks, costs: np.ndarray, hw, steps: int | None = None) -> float:
         """A few Adam steps of the pairwise ranking loss on task ``key``'s measured candidates, on
