@@ -56,7 +56,7 @@ VARIANTS = {
     "wm-steps100": ("wm", {}, {"online_steps": 100}),
     "wm-lr3e-3": ("wm", {}, {"lr": 3e-3}),
     "wm-ridge": ("wm", {}, {"online": "ridge"}),
-    "wm-blend": ("wm", {}, {"online": "blend"}),
+    "wm-blend": ("wm+xgb", {}, {}),
     "wm-v2.0": ("wm", {}, {"weights": os.path.join(DATA, "wm_cpu_v2.0.pt")}),
     "wm-v2.1": ("wm", {}, {"weights": os.path.join(DATA, "wm_cpu_v2.1.pt")}),
 }

@@ -12,7 +12,7 @@ from .errors import OptionError
 DEFAULT_TRIALS = 8  # per task on a first run: a few minutes for a CNN on 2 cores, cached afterwards
 MAX_AUTOTUNE_TRIALS = 64  # torch.compile(mode="max-autotune"): the paper's budget per subgraph
 DEFAULT_TIME_BUDGET_S = 600.0  # caps the first run; max-autotune lifts it
-COST_MODELS = ("wm", "xgb", "random")
+COST_MODELS = ("wm", "xgb", "random", "wm+xgb")
 LAYOUTS = ("auto", "NCHW", "NHWC")
 MATMULS = ("auto", "tvm", "pytorch")
 CACHE_ENV = "TVM_WM_CACHE_DIR"
@@ -28,7 +28,8 @@ class Settings:
     trials: measured candidates per tuning task, pooled over a graph's tasks (tune/tuner.py); 0
         builds untuned default schedules.
     time_budget_s: wall-clock cap over all tuning of one graph (None: no cap).
-    cost_model: how MetaSchedule ranks candidates: the world model, XGBoost or random.
+    cost_model: how MetaSchedule ranks candidates: the world model, XGBoost, random, or the world
+        model with XGBoost learning each task beside it (world_model/blend.py).
     cache_dir: where tuning records and kernels are kept; None disables the disk cache.
     strict: raise UnsupportedOpsError instead of leaving ops to PyTorch.
     seed: seed of the search.

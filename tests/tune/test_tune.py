@@ -51,6 +51,19 @@ def test_tuning_with_the_world_model_gives_a_correct_model():
     assert stats["trials_measured"] > 0 and stats["tuning_failures"] == 0
 
 
+def test_the_world_model_with_xgb_beside_it_needs_xgboost_and_says_so(monkeypatch):
+    import sys
+
+    import tvm
+
+    from torch_wm_backend.errors import TvmWmError
+    from torch_wm_backend.tune import cost_models
+
+    monkeypatch.setitem(sys.modules, "xgboost", None)   # as where it is not installed
+    with pytest.raises(TvmWmError, match="pip install"):
+        cost_models.create("wm+xgb", tvm.target.Target({"kind": "llvm", "num-cores": 2}), 2)
+
+
 _BERT_LAYER = """
 import torch, torch_wm_backend
 from transformers import BertConfig

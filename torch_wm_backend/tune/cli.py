@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..errors import TvmWmError
+from ..settings import COST_MODELS
 
 
 def register(subparsers) -> None:
@@ -19,7 +20,7 @@ def register(subparsers) -> None:
     p.add_argument("--trials", type=int, default=None, help="per task (the backend's default)")
     p.add_argument("--time-budget-s", type=float, default=None,
                    help="cap on tuning wall time (the backend's default)")
-    p.add_argument("--cost-model", default=None, choices=["wm", "xgb", "random"])
+    p.add_argument("--cost-model", default=None, choices=list(COST_MODELS))
     p.add_argument("--cache-dir", default=None, help="the cache (default: the backend's)")
     p.set_defaults(func=run)
 

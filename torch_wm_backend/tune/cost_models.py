@@ -1,4 +1,5 @@
-"""The cost models a user can pick: the world model (default), XGBoost, or random."""
+"""The cost models a user can pick: the world model (default), XGBoost, random, or the world model
+with XGBoost learning each task beside it (``wm+xgb``: world_model/blend.py weighs the two)."""
 from __future__ import annotations
 
 from tvm.s_tir import meta_schedule as ms
@@ -8,14 +9,14 @@ from ..errors import TvmWmError
 
 def create(name: str, target, num_cores: int, **options):
     """``options``: the world model's (WorldModelCostModel's keywords: online_steps, prior_weight,
-    online; with ``online="blend"`` XGB is its companion)."""
-    if options and name != "wm":
+    online, weights)."""
+    if options and name not in ("wm", "wm+xgb"):
         raise TvmWmError(f"cost model {name!r} takes no options, not {sorted(options)}")
-    if name == "wm":
+    if name in ("wm", "wm+xgb"):
         from ..world_model import create_cost_model
 
-        if options.get("online") == "blend":
-            options["companion"] = _xgb(num_cores)
+        if name == "wm+xgb":
+            options = {**options, "online": "blend", "companion": _xgb(num_cores)}
         return create_cost_model(target, **options)
     if name == "xgb":
         return _xgb(num_cores)
@@ -29,7 +30,7 @@ def _xgb(num_cores: int):
         import xgboost  # noqa: F401
     except ImportError as err:
         raise TvmWmError(
-            "XGB (cost_model='xgb', or the world model's online='blend') needs xgboost: "
+            "cost_model='xgb' and 'wm+xgb' need xgboost: "
             "pip install 'torch_wm_backend[bench]' "
             "(or xgboost), or use cost_model='wm'"
         ) from err

@@ -349,6 +349,7 @@ class WorldModelCostModel(PyCostModel):
         self.net.eval()
         self._tuned.clear()   # copies of the old prior
         self._fits.clear()
+        self._evidence.clear()   # how the old prior ranked, and the scale of its scores
 
     def clone_net(self) -> WorldModel:
         return copy.deepcopy(self.net)
