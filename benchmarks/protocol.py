@@ -288,6 +288,22 @@ def _reach(done: dict, trials: int, best: dict, lines: list) -> dict:
     return out
 
 
+def _long_reach(curves: dict, best: dict, trials: int, lines: list) -> dict:
+    """Trials xgb at ten times the budget took to reach wm@``trials``'s final latency (its mean over
+    seeds), per subgraph (None: never)."""
+    long = f"xgb@{10 * trials}"
+    out = {}
+    for name, c in curves.items():
+        if long in c and f"wm@{trials}" in best[name]:
+            target = best[name][f"wm@{trials}"]
+            out[name] = next((t + 1 for t, x in enumerate(c[long][0]) if x <= target), None)
+    if out:
+        lines += ["", f"Trials {long} took to reach wm@{trials}'s final latency (its mean over seeds):", "",
+                  f"| subgraph | trials of {long} |", "|---|---|"]
+        lines += [f"| {n} | {t if t is not None else 'never'} |" for n, t in out.items()]
+    return out
+
+
 def cmd_report(args) -> None:
     import matplotlib
 
@@ -363,6 +379,7 @@ def cmd_report(args) -> None:
     summary["run_against_run"] = _against(final, args.trials, lines)
     summary["levers"] = _levers(final, args.trials, lines)
     summary["time_to_xgb64"] = _reach(done, args.trials, best, lines)
+    summary["long_xgb_to_wm"] = _long_reach(curves, best, args.trials, lines)
     planned = runs(len(chosen), args.trials)
     lines += ["", f"Runs complete: {sum(map(len, walls.values()))} of {len(planned)} planned.", "",
               "| cost model @ trials | runs | mean wall time per run (s): search + build + measure |",
