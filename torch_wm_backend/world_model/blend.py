@@ -19,17 +19,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import dataset
+
 SHARPNESS = 10.0
 
 
 def pairs_right(scores: np.ndarray, costs: np.ndarray) -> tuple[float, int]:
     """Pairs of candidates with different costs whose scores order them as their costs do (higher
     score: faster; a tie in score counts half), and how many such pairs there are."""
-    i, j = np.triu_indices(len(costs), 1)
-    keep = costs[i] != costs[j]
-    i, j = i[keep], j[keep]
-    agree = np.sign(scores[i] - scores[j]) * np.sign(costs[j] - costs[i])
-    return float(np.sum(agree > 0) + 0.5 * np.sum(agree == 0)), int(len(i))
+    _, _, right = dataset.pair_outcomes(costs, scores)
+    return float(right.sum()), len(right)
 
 
 @dataclass
