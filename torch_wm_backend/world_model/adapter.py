@@ -225,13 +225,16 @@ class WorldModelCostModel(PyCostModel):
 
     # -- PyCostModel ------------------------------------------------------------------------
     def predict(self, context, candidates) -> np.ndarray:
+        traces = [c.sch.trace for c in candidates]
+        if self.online != "blend":   # the hot path: one task lookup, in predict_traces
+            return self.predict_traces(context, traces)
         info = state.task_info(context.mod, context.target)
         evidence = self._evidence.get(info.key)
         if evidence is None or evidence.weight() == 0:
-            return self.predict_traces(context, [c.sch.trace for c in candidates])
+            return self.predict_traces(context, traces)
         self.predicted += len(candidates)
         hw = self._hw_vec(context.target)
-        toks = self._tokens(info, [c.sch.trace for c in candidates])
+        toks = self._tokens(info, traces)
         return evidence.combine(self.logits(info, toks, hw, self.net_for(info.key, hw)),
                                 self.companion.predict(context, candidates))
 
