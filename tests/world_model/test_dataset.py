@@ -61,6 +61,24 @@ def test_training_is_seeded_apart_from_the_global_rngs():
     assert all(torch.equal(a[k], b[k]) for k in a), "one seed, one network"
 
 
+def test_without_validation_networks_the_last_state_is_kept():
+    rng = np.random.default_rng(1)
+    cfg = default_config()
+    groups = []
+    for _ in range(2):
+        g = _group(rng.random(5) + 0.1)
+        g.tokens = [_tokens(rng, int(rng.integers(3, 9))) for _ in range(5)]
+        groups.append(g)
+    hw_np = np.zeros(cfg.hw_dim, np.float32)
+    saved = []
+    net, best, history = trainer._train_one(groups, [], [], torch.from_numpy(hw_np)[None], hw_np, 3,
+                                            1e-3, 0.0, 0, lambda n: saved.append(
+                                                {k: v.clone() for k, v in n.state_dict().items()}))
+    assert [h["step"] for h in history] == [3] and "pairwise_acc" not in history[0]
+    assert len(saved) == 1 and all(torch.equal(saved[0][k], v) for k, v in net.state_dict().items())
+    assert best < 0   # nothing was validated
+
+
 def test_records_say_their_thread_count_and_are_not_mixed(tmp_path):
     from torch_wm_backend import TvmWmError
     from torch_wm_backend.world_model import dataset

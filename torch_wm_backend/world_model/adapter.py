@@ -32,6 +32,8 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 WEIGHTS_FILE = WEIGHTS_DIR / "wm.pt"   # CPU (LLVM) weights; GPU ones are wm_cuda.pt
 _CHUNK = 4096   # candidates scored at once (an ensemble shortlists within one chunk)
 _BUFFER = 1024   # measured candidates kept per task for online fine-tuning
+_SCALE_OVER = 256   # the blend's two scales: over the task's latest measured candidates (XGB
+                    # re-extracts each one's features every round)
 _TOKEN_CACHE = 20000  # distinct traces remembered per task
 _TUNED_TASKS = 16     # per-task fine-tuned copies kept; an evicted one is refitted from the prior
 # online loss += PRIOR_WEIGHT * sum of squared steps away from the trained weights. Off: each task's
@@ -294,15 +296,16 @@ class WorldModelCostModel(PyCostModel):
                      np.asarray([n[2] for n in new]))
 
     def _update_companion(self, context, info, candidates, results, measured: list) -> None:
-        """The companion learns the round; both scores get their scale over what was measured."""
+        """The companion learns the round; both scores get their scale over the latest measured
+        candidates."""
         self.companion.update(context, candidates, results)
         kept = self._candidates.setdefault(info.key, [])
         kept += measured
-        del kept[:-_BUFFER]
+        del kept[:-_SCALE_OVER]
         if len(kept) < 2:
             return
         hw = self._hw_vec(context.target)
-        toks, _ = self._measured[info.key]
+        toks = self._measured[info.key][0][-len(kept):]
         evidence = self._evidence.setdefault(info.key, blend.Evidence())
         log.debug("blend, task %s: companion's weight %.2f after %d pairs (right: %s)", info.key[:12],
                   evidence.weight(), evidence.pairs, evidence.right)

@@ -9,9 +9,10 @@ measured, both models' scores for them are compared with their measured order. T
 pairs each orders right, over the task's rounds so far, weigh the two: the companion's weight is
 sigmoid(SHARPNESS x (its fraction - the world model's)), so 10 points ahead give it 0.73 — soft,
 as a round of 16 candidates measures a fraction to about ±0.08. The search ranks by the weighted
-sum of the two scores, each standardised over the task's measured candidates (the same scale in
-every call between two updates). Until the companion has been checked on a round its weight is 0:
-the world model's scores as they are.
+sum of the two scores, each standardised over the task's latest measured candidates (up to 256, as
+XGB re-extracts their features each round; the same scale in every call between two updates).
+Until the companion has been checked on a round its weight is 0: the world model's scores as they
+are.
 """
 from __future__ import annotations
 

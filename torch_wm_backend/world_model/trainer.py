@@ -80,7 +80,8 @@ def _dyn_batch(net, trs):
 
 def _train_one(groups, val, trans, hw, hw_np, steps, lr, dyn_weight, seed, save, batch=8) -> tuple:
     """One network from one seed; the state with the best validation pairwise accuracy is kept
-    (and saved through ``save`` whenever it improves, so an interruption loses little)."""
+    (and saved through ``save`` whenever it improves, so an interruption loses little). Without
+    validation networks (``--val`` given no names: every network trains) the last state is kept."""
     with seeded(seed):
         return _fit(groups, val, trans, hw, hw_np, steps, lr, dyn_weight, seed, save, batch)
 
@@ -102,15 +103,23 @@ def _fit(groups, val, trans, hw, hw_np, steps, lr, dyn_weight, seed, save, batch
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         sched.step()
+        if not val:
+            # no validation networks: the last state is kept (saved now and then)
+            if (step + 1) % 250 == 0 or step + 1 == steps:
+                history.append({"step": step + 1, "loss": float(loss.detach())})
+                log.info("seed %d step %d loss %.4f", seed, step + 1, float(loss.detach()))
+                save(net)
+            continue
         if (step + 1) % 50 == 0 or step + 1 == steps:
-            m = dataset.ranking_metrics(val or groups, score_groups(net, val or groups, hw))
+            m = dataset.ranking_metrics(val, score_groups(net, val, hw))
             history.append({"step": step + 1, "loss": float(loss.detach()), **m})
             log.info("seed %d step %d loss %.4f val pairwise %.3f top1 %.3f", seed, step + 1,
                      float(loss.detach()), m["pairwise_acc"], m["top1"])
             if m["pairwise_acc"] > best:
                 best, best_state = m["pairwise_acc"], {k: v.clone() for k, v in net.state_dict().items()}
                 save(net)
-    net.load_state_dict(best_state)
+    if best_state is not None:
+        net.load_state_dict(best_state)
     return net, best, history
 
 
@@ -155,15 +164,18 @@ def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 4000, lr:
             groups, val, trans, hw, hw_np, steps, lr, dyn_weight, seed + k,
             lambda m: save_weights(Ensemble(done + [m]) if done else m, out_path, half=True), batch)
         done.append(net)
-        runs.append({"seed": seed + k, "best_val_pairwise_acc": best, "history": history})
+        runs.append({"seed": seed + k, "best_val_pairwise_acc": best if val else None,
+                     "history": history})
     final = Ensemble(done) if len(done) > 1 else done[0]
     save_weights(final, out_path, half=True)
+    # scored on the validation networks, or (with none) on the training records themselves
     m = dataset.ranking_metrics(val or groups, score_groups(final, val or groups, hw))
     meta = {"train_networks": train_nets, "val_networks": list(val_networks),
             "train_tasks": len(groups), "train_records": int(sum(len(g.costs) for g in groups)),
             "transitions": len(trans), "steps": steps, "batch": batch, "members": members,
-            "train_seconds": round(time.time() - t0, 1), "val": m,
-            "best_val_pairwise_acc": m["pairwise_acc"], "runs": runs, "config": final.cfg.to_dict()}
+            "train_seconds": round(time.time() - t0, 1), "val" if val else "train_fit": m,
+            "best_val_pairwise_acc": m["pairwise_acc"] if val else None, "runs": runs,
+            "config": final.cfg.to_dict()}
     Path(out_path).with_suffix(".json").write_text(json.dumps(meta, indent=1))
     return meta
 
@@ -175,9 +187,13 @@ def run(args) -> int:
     out = args.out or str(weights_file(target.kind.name))
     meta = train(args.data, out, args.val, args.steps, args.lr, args.dyn_weight, args.seed, target,
                  args.members, args.batch)
-    log.info("trained in %.0f s; validation pairwise accuracy of the saved weights %.3f; "
-             "weights in %s",
-             meta["train_seconds"], meta["best_val_pairwise_acc"], out)
+    if meta["val_networks"]:
+        log.info("trained in %.0f s; validation pairwise accuracy of the saved weights %.3f; "
+                 "weights in %s", meta["train_seconds"], meta["best_val_pairwise_acc"], out)
+    else:
+        log.info("trained in %.0f s on every network (none held out for validation); pairwise "
+                 "accuracy on the training records %.3f; weights in %s", meta["train_seconds"],
+                 meta["train_fit"]["pairwise_acc"], out)
     return 0
 
 
@@ -188,7 +204,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--data", default=DEFAULT_OUT)
     p.add_argument("--out", default=None, help="weights file (default: the shipped one for the target's kind)")
     p.add_argument("--target", default="cpu", help="cpu, cuda or cuda:sm_XY: the records' target")
-    p.add_argument("--val", nargs="*", default=None, help="validation networks (held out whole)")
+    p.add_argument("--val", nargs="*", default=None,
+                   help="validation networks (held out whole; default every fifth); "
+                        "--val alone: none, every network trains and the last state is kept")
     p.add_argument("--steps", type=int, default=4000)
     p.add_argument("--batch", type=int, default=16, help="tasks in each step's ranking loss")
     p.add_argument("--lr", type=float, default=2e-3)
