@@ -136,7 +136,7 @@ def measure(model: str, cache: str, top: int, layout: str = "NCHW",
 
 
 def write(out: dict, folder: str = RESULTS) -> None:
-    from machine import heading
+    from machine import heading, save_markdown
 
     suffix = ("" if out.get("layout", "NCHW") == "NCHW" else "_" + out["layout"].lower()) + \
         ("_packed" if out.get("weight_layouts") else "")
@@ -171,9 +171,7 @@ def write(out: dict, folder: str = RESULTS) -> None:
             shape = "-"
             rest = (f"{r['best_us']:.1f} | " if r["best_us"] else "- | ") + "- | - | - | - | -"
         lines.append(f"| {r['kernel']} | {r['share']:.0%} | {r['calls']:g} | {shape} | {rest} |")
-    with open(path + ".md", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    save_markdown(path, lines)
 
 
 def main():

@@ -85,7 +85,7 @@ def measure(shape, trials, cost_model) -> dict:
 
 
 def write(out: dict) -> None:
-    from machine import heading
+    from machine import heading, save_markdown
 
     path = os.path.join(RESULTS, "layout_rewrite")
     json.dump(out, open(path + ".json", "w"), indent=1)
@@ -105,9 +105,7 @@ def write(out: dict) -> None:
                      + " | ".join(f"{us[n]:.0f} ({g[n]:.0f})" for n in ("tvm_layouts", "tvm_plain", "onednn"))
                      + f" | ×{us['tvm_plain'] / us['tvm_layouts']:.2f} | "
                      f"{r['tune_s']['tvm_layouts']:.0f} / {r['tune_s']['tvm_plain']:.0f} |")
-    with open(path + ".md", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    save_markdown(path, lines)
 
 
 def main():

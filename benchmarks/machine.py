@@ -43,6 +43,13 @@ def heading(title: str, m: dict) -> list:
             f"{m['torch_threads']}."]
 
 
+def save_markdown(path: str, lines: list) -> None:
+    """A result's markdown next to its JSON (``path`` without the suffix), also printed."""
+    with open(path + ".md", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def timed(fn, samples: int, calls: int = 1, warmup: int = 1, sync=None) -> list:
     """Seconds per call of ``fn()``: ``warmup`` untimed calls first — the first call after another
     side ran pays for that side's thread pool still spinning, which a program running one model

@@ -109,7 +109,7 @@ def measure(which: str, name: str, cache: str, rounds: int) -> dict:
 
 
 def write(out: dict, folder: str) -> None:
-    from machine import heading
+    from machine import heading, save_markdown
 
     path = os.path.join(folder, f"{out['set']}_{out['model']}")
     json.dump(out, open(path + ".json", "w"), indent=1)
@@ -122,9 +122,7 @@ def write(out: dict, folder: str) -> None:
     for v, ms in out["median_ms"].items():
         convs = out["onednn_convs"].get(v, 0) if v != "eager" else "-"
         lines.append(f"| {LABELS[v]} | {convs} | {ms:.2f} | {out['p10_ms'][v]:.2f} | ×{base / ms:.2f} |")
-    with open(path + ".md", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    save_markdown(path, lines)
 
 
 def main():

@@ -26,6 +26,16 @@ def _tokens(rng, n):
                           rng.random((n, NUM_FEATS)).astype(np.float32), np.arange(n))
 
 
+def _random_groups(rng, n_groups, n):
+    """Tasks of n random traces with random costs."""
+    groups = []
+    for _ in range(n_groups):
+        g = _group(rng.random(n) + 0.1)
+        g.tokens = [_tokens(rng, int(rng.integers(3, 9))) for _ in range(n)]
+        groups.append(g)
+    return groups
+
+
 def test_training_losses_backpropagate():
     rng = np.random.default_rng(0)
     cfg = default_config()
@@ -43,14 +53,8 @@ def test_training_losses_backpropagate():
 def test_training_is_seeded_apart_from_the_global_rngs():
     import random
 
-    rng = np.random.default_rng(0)
-    cfg = default_config()
-    groups = []
-    for _ in range(3):
-        g = _group(rng.random(6) + 0.1)
-        g.tokens = [_tokens(rng, int(rng.integers(3, 9))) for _ in range(6)]
-        groups.append(g)
-    hw_np = np.zeros(cfg.hw_dim, np.float32)
+    groups = _random_groups(np.random.default_rng(0), 3, 6)
+    hw_np = np.zeros(default_config().hw_dim, np.float32)
     torch.manual_seed(7)
     random.seed(7)
     before = torch.random.get_rng_state(), random.getstate()
@@ -62,14 +66,8 @@ def test_training_is_seeded_apart_from_the_global_rngs():
 
 
 def test_without_validation_networks_the_last_state_is_kept():
-    rng = np.random.default_rng(1)
-    cfg = default_config()
-    groups = []
-    for _ in range(2):
-        g = _group(rng.random(5) + 0.1)
-        g.tokens = [_tokens(rng, int(rng.integers(3, 9))) for _ in range(5)]
-        groups.append(g)
-    hw_np = np.zeros(cfg.hw_dim, np.float32)
+    groups = _random_groups(np.random.default_rng(1), 2, 5)
+    hw_np = np.zeros(default_config().hw_dim, np.float32)
     saved = []
     net, best, history = trainer._train_one(groups, [], [], torch.from_numpy(hw_np)[None], hw_np, 3,
                                             1e-3, 0.0, 0, lambda n: saved.append(
