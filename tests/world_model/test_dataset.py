@@ -77,6 +77,22 @@ def test_without_validation_networks_the_last_state_is_kept():
     assert best < 0   # nothing was validated
 
 
+def test_a_network_of_other_sizes_trains_and_loads_as_it_was_saved(tmp_path):
+    import dataclasses
+
+    from torch_wm_backend.world_model.adapter import load_weights, save_weights
+
+    cfg = dataclasses.replace(default_config(), d_z=8, d_hidden=16)
+    groups = _random_groups(np.random.default_rng(2), 2, 5)
+    hw_np = np.zeros(cfg.hw_dim, np.float32)
+    net = trainer._train_one(groups, [], [], torch.from_numpy(hw_np)[None], hw_np, 2, 1e-3, 0.0, 0,
+                             lambda n: None, cfg=cfg)[0]
+    assert net.encoder[-1].out_features == 8 and net.head[0].out_features == 16
+    save_weights(net, tmp_path / "w.pt")
+    back = load_weights(tmp_path / "w.pt")
+    assert back.cfg == cfg and all(torch.equal(v, back.state_dict()[k]) for k, v in net.state_dict().items())
+
+
 def test_records_say_their_thread_count_and_are_not_mixed(tmp_path):
     from torch_wm_backend import TvmWmError
     from torch_wm_backend.world_model import dataset

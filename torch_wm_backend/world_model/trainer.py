@@ -78,17 +78,18 @@ def _dyn_batch(net, trs):
     return torch.nn.functional.mse_loss(net.predict_dynamics(traj[rows, cols]), target)
 
 
-def _train_one(groups, val, trans, hw, hw_np, steps, lr, dyn_weight, seed, save, batch=8) -> tuple:
+def _train_one(groups, val, trans, hw, hw_np, steps, lr, dyn_weight, seed, save, batch=8,
+               cfg=None) -> tuple:
     """One network from one seed; the state with the best validation pairwise accuracy is kept
     (and saved through ``save`` whenever it improves, so an interruption loses little). Without
     validation networks (``--val`` given no names: every network trains) the last state is kept."""
     with seeded(seed):
-        return _fit(groups, val, trans, hw, hw_np, steps, lr, dyn_weight, seed, save, batch)
+        return _fit(groups, val, trans, hw, hw_np, steps, lr, dyn_weight, seed, save, batch, cfg)
 
 
-def _fit(groups, val, trans, hw, hw_np, steps, lr, dyn_weight, seed, save, batch) -> tuple:
+def _fit(groups, val, trans, hw, hw_np, steps, lr, dyn_weight, seed, save, batch, cfg) -> tuple:
     rng = random.Random(seed)
-    net = WorldModel(default_config())
+    net = WorldModel(cfg or default_config())
     _fit_norm(net, groups, trans, hw_np)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
@@ -125,9 +126,12 @@ def _fit(groups, val, trans, hw, hw_np, steps, lr, dyn_weight, seed, save, batch
 
 def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 4000, lr: float = 2e-3,
           dyn_weight: float = 0.3, seed: int = 0, target="cpu", members: int = 1,
-          batch: int = 16) -> dict:
+          batch: int = 16, dims: tuple[int, int] | None = None) -> dict:
     """Train ``members`` networks from seeds seed, seed+1, ... and save them as one ensemble;
-    each step's ranking loss covers ``batch`` tasks."""
+    each step's ranking loss covers ``batch`` tasks; ``dims``: the network's (d_z, d_hidden)
+    instead of the default's."""
+    import dataclasses
+
     from ..errors import TvmWmError
     from . import hardware
     from .collect import parse_target
@@ -136,6 +140,11 @@ def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 4000, lr:
         raise TvmWmError(f"--members must be at least 1, not {members}")
     if batch < 1 or steps < 1:
         raise TvmWmError(f"--batch and --steps must be at least 1, not {batch} and {steps}")
+    if dims is not None and min(dims) < 1:
+        raise TvmWmError(f"--dims must be two positive sizes, not {dims}")
+    cfg = default_config()
+    if dims is not None:
+        cfg = dataclasses.replace(cfg, d_z=dims[0], d_hidden=dims[1])
     if not Path(root).is_dir():
         raise TvmWmError(f"no data folder {root}: run `tvm-wm collect` first, or "
                          f"{dataset.COMMITTED_RECORDS} (then --data there)")
@@ -162,7 +171,8 @@ def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 4000, lr:
         # saved as it improves: the members finished so far plus this one's best state yet
         net, best, history = _train_one(
             groups, val, trans, hw, hw_np, steps, lr, dyn_weight, seed + k,
-            lambda m: save_weights(Ensemble(done + [m]) if done else m, out_path, half=True), batch)
+            lambda m: save_weights(Ensemble(done + [m]) if done else m, out_path, half=True), batch,
+            cfg)
         done.append(net)
         runs.append({"seed": seed + k, "best_val_pairwise_acc": best if val else None,
                      "history": history})
@@ -186,7 +196,7 @@ def run(args) -> int:
     target = parse_target(args.target)
     out = args.out or str(weights_file(target.kind.name))
     meta = train(args.data, out, args.val, args.steps, args.lr, args.dyn_weight, args.seed, target,
-                 args.members, args.batch)
+                 args.members, args.batch, args.dims)
     if meta["val_networks"]:
         log.info("trained in %.0f s; validation pairwise accuracy of the saved weights %.3f; "
                  "weights in %s", meta["train_seconds"], meta["best_val_pairwise_acc"], out)
@@ -195,6 +205,16 @@ def run(args) -> int:
                  "accuracy on the training records %.3f; weights in %s", meta["train_seconds"],
                  meta["train_fit"]["pairwise_acc"], out)
     return 0
+
+
+def _dims(text: str) -> tuple[int, int]:
+    import argparse
+
+    try:
+        d_z, d_hidden = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: two sizes, D_Z:D_HIDDEN (e.g. 96:128)") from None
+    return d_z, d_hidden
 
 
 def add_parser(subparsers) -> None:
@@ -212,6 +232,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--dyn-weight", type=float, default=0.3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dims", type=_dims, default=None, metavar="D_Z:D_HIDDEN",
+                   help="the network's latent and hidden sizes (default 96:128)")
     p.add_argument("--members", type=int, default=1,
                    help="networks in the ensemble, trained from seeds seed, seed+1, ...")
     p.set_defaults(func=run)
