@@ -93,6 +93,19 @@ def test_a_network_of_other_sizes_trains_and_loads_as_it_was_saved(tmp_path):
     assert back.cfg == cfg and all(torch.equal(v, back.state_dict()[k]) for k, v in net.state_dict().items())
 
 
+def test_an_unknown_validation_network_is_a_clear_error(tmp_path):
+    from torch_wm_backend import TvmWmError
+    from torch_wm_backend.world_model import dataset
+
+    for net in ("a", "b", "held"):
+        (tmp_path / net).mkdir()
+        (tmp_path / net / "database_workload.json").write_text("")
+    dataset.record_eval_networks(tmp_path, ["held"])
+    for val in (["c"], ["held"]):
+        with pytest.raises(TvmWmError, match=f"--val {val[0]}: not training networks.*a, b.*held"):
+            trainer.train(tmp_path, tmp_path / "w.pt", val_networks=val)
+
+
 def test_records_say_their_thread_count_and_are_not_mixed(tmp_path):
     from torch_wm_backend import TvmWmError
     from torch_wm_backend.world_model import dataset

@@ -154,6 +154,10 @@ def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 4000, lr:
     n_threads = dataset.check_threads(root, nets)
     if val_networks is None:
         val_networks = default_val_networks(nets)
+    unknown = [n for n in val_networks if n not in nets]
+    if unknown:
+        raise TvmWmError(f"--val {' '.join(unknown)}: not training networks under {root} (they are "
+                         f"{', '.join(nets)}; held out for evaluation: {', '.join(sorted(held_out))})")
     train_nets = [n for n in nets if n not in val_networks]
     t0 = time.time()
     groups = dataset.load_groups(root, train_nets, target)
