@@ -20,12 +20,12 @@ def members(path: str) -> list:
 
 
 def main(out: str, parts: list) -> None:
-    nets = [m for p in parts for m in members(p)]
-    save_weights(Ensemble(nets), out, half=True)
     metas = [json.loads(Path(p).with_suffix(".json").read_text()) for p in parts]
     for key in ("train_networks", "val_networks", "steps", "batch", "config"):
         if any(m.get(key) != metas[0].get(key) for m in metas[1:]):
             sys.exit(f"{key} differ between {', '.join(parts)}: not members of one ensemble")
+    nets = [m for p in parts for m in members(p)]
+    save_weights(Ensemble(nets), out, half=True)
     meta = {k: v for k, v in metas[0].items() if k not in ("runs", "train_seconds", "members")}
     meta.update(members=len(nets), parts=parts, runs=[r for m in metas for r in m["runs"]],
                 train_seconds=sum(m["train_seconds"] for m in metas),   # one after the other

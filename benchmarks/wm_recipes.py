@@ -11,7 +11,6 @@ pair+reg, distill (pairwise + MSE to the shipped ensemble's logits: one network 
 in each step's ranking loss.
 """
 import argparse
-import dataclasses
 import pickle
 import random
 import sys
@@ -23,7 +22,6 @@ import torch
 
 sys.path.insert(0, ".")
 from torch_wm_backend.world_model import dataset, hardware, trainer  # noqa: E402
-from torch_wm_backend.world_model.adapter import default_config  # noqa: E402
 from torch_wm_backend.world_model.collect import cpu_target  # noqa: E402
 from torch_wm_backend.world_model.network import WorldModel, pairwise_rank_loss  # noqa: E402
 
@@ -64,11 +62,7 @@ def run(data, kind, dyn, steps, select, seed, hw, hw_np, dims=None, batch=8):
     tr, va, te, trans = data
     torch.manual_seed(seed)
     random.seed(seed)
-    cfg = default_config()
-    if dims:
-        d_z, d_hidden = (int(x) for x in dims.split(":"))
-        cfg = dataclasses.replace(cfg, d_z=d_z, d_hidden=d_hidden)
-    net = WorldModel(cfg)
+    net = WorldModel(trainer.network_config(trainer.parse_dims(dims) if dims else None))
     trainer._fit_norm(net, tr, trans, hw_np)
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
     sch = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)

@@ -5,6 +5,8 @@ normalised pooled PerStoreFeature of the replayed prefix). Validation networks a
 """
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
 import logging
 import random
@@ -130,8 +132,6 @@ def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 4000, lr:
     """Train ``members`` networks from seeds seed, seed+1, ... and save them as one ensemble;
     each step's ranking loss covers ``batch`` tasks; ``dims``: the network's (d_z, d_hidden)
     instead of the default's."""
-    import dataclasses
-
     from ..errors import TvmWmError
     from . import hardware
     from .collect import parse_target
@@ -142,9 +142,7 @@ def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 4000, lr:
         raise TvmWmError(f"--batch and --steps must be at least 1, not {batch} and {steps}")
     if dims is not None and min(dims) < 1:
         raise TvmWmError(f"--dims must be two positive sizes, not {dims}")
-    cfg = default_config()
-    if dims is not None:
-        cfg = dataclasses.replace(cfg, d_z=dims[0], d_hidden=dims[1])
+    cfg = network_config(dims)
     if not Path(root).is_dir():
         raise TvmWmError(f"no data folder {root}: run `tvm-wm collect` first, or "
                          f"{dataset.COMMITTED_RECORDS} (then --data there)")
@@ -211,9 +209,14 @@ def run(args) -> int:
     return 0
 
 
-def _dims(text: str) -> tuple[int, int]:
-    import argparse
+def network_config(dims: tuple[int, int] | None = None):
+    """The network's config: the default one, or with ``dims`` = (d_z, d_hidden)."""
+    cfg = default_config()
+    return cfg if dims is None else dataclasses.replace(cfg, d_z=dims[0], d_hidden=dims[1])
 
+
+def parse_dims(text: str) -> tuple[int, int]:
+    """``D_Z:D_HIDDEN`` as two ints."""
     try:
         d_z, d_hidden = (int(x) for x in text.split(":"))
     except ValueError:
@@ -236,7 +239,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--dyn-weight", type=float, default=0.3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dims", type=_dims, default=None, metavar="D_Z:D_HIDDEN",
+    p.add_argument("--dims", type=parse_dims, default=None, metavar="D_Z:D_HIDDEN",
                    help="the network's latent and hidden sizes (default 96:128)")
     p.add_argument("--members", type=int, default=1,
                    help="networks in the ensemble, trained from seeds seed, seed+1, ...")
