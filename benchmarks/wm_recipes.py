@@ -24,6 +24,7 @@ sys.path.insert(0, ".")
 from torch_wm_backend.world_model import dataset, hardware, trainer  # noqa: E402
 from torch_wm_backend.world_model.collect import cpu_target  # noqa: E402
 from torch_wm_backend.world_model.network import WorldModel, pairwise_rank_loss  # noqa: E402
+from torch_wm_backend.world_model.tokenizer import vocab  # noqa: E402
 
 
 def listwise(scores, labels, groups, T=0.1):
@@ -117,7 +118,8 @@ def main():
     hw_np = hardware.hardware_features(target, dataset.check_threads(args.data, dataset.networks_in(args.data)))
     hw = torch.from_numpy(hw_np)[None]
     size = sum(f.stat().st_size for f in Path(args.data).glob("*/database_tuning_record.json"))
-    cache = Path("benchmarks/work") / f"wm_recipes_{Path(args.data).name}_{size}.pkl"  # new data: new file
+    # new data or new tokens: a new file
+    cache = Path("benchmarks/work") / f"wm_recipes_{Path(args.data).name}_{size}_t{vocab.VERSION}.pkl"
     if cache.exists():
         data = pickle.load(open(cache, "rb"))
     else:

@@ -306,3 +306,19 @@ def test_a_companion_goes_with_the_blend_only():
         WorldModelCostModel(online="blend")
     with pytest.raises(ValueError, match="companion"):
         WorldModelCostModel(companion=_Oracle({}))
+
+
+def test_weights_of_another_token_version_are_refused(tmp_path):
+    """Weights learn what the tokens' slots mean: those trained on another version of the tokens
+    (or saved before the version was recorded) are refused with what to do, not fed tokens they
+    would misread."""
+    from torch_wm_backend.world_model import adapter, tokenizer
+
+    adapter.save_weights(WorldModelCostModel(seed=1).net, tmp_path / "w.pt", half=True)
+    assert torch.load(tmp_path / "w.pt")["tokens"] == tokenizer.VERSION
+    adapter.load_weights(tmp_path / "w.pt")
+    blob = torch.load(tmp_path / "w.pt")
+    del blob["tokens"]
+    torch.save(blob, tmp_path / "old.pt")
+    with pytest.raises(ValueError, match="version 1 of the tokens.*retrain"):
+        adapter.load_weights(tmp_path / "old.pt")

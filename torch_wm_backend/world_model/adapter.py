@@ -101,12 +101,17 @@ def save_weights(net: WorldModel | Ensemble, path, half: bool = False) -> None:
                 if not (half and k.startswith("dyn_head."))}
 
     members = list(net.members) if isinstance(net, Ensemble) else [net]
-    torch.save({"config": net.cfg.to_dict(), "members": [pack(m) for m in members]}, tmp)
+    torch.save({"config": net.cfg.to_dict(), "tokens": tokenizer.VERSION,
+                "members": [pack(m) for m in members]}, tmp)
     os.replace(tmp, path)
 
 
 def load_weights(path) -> WorldModel | Ensemble:
     blob = torch.load(path, map_location="cpu", weights_only=True)
+    made = blob.get("tokens", 1)   # weights from before the version was recorded: version 1
+    if made != tokenizer.VERSION:
+        raise ValueError(f"{path}: trained on version {made} of the tokens, and this tokenizer makes "
+                         f"version {tokenizer.VERSION}: retrain them (`tvm-wm train`)")
     members = []
     for sd in blob.get("members") or [blob["state_dict"]]:
         net = WorldModel(WMConfig(**blob["config"]))

@@ -18,12 +18,12 @@ import numpy as np
 from .parse import (DECISION, Inst, Misread, Ref, clear_cache, decision_records, keyed_insts,
                     parse_trace_text, parsed_lines, record_of)
 from .vocab import (ATTR_IDS, ATTRS, GETTERS, KIND_IDS, KINDS, NO_ATTR, NUM_ATTRS, NUM_FEATS,
-                    NUM_KINDS, PAD, SAMPLERS, UNK, UNK_ATTR, TokenizedTrace)
+                    NUM_KINDS, PAD, SAMPLERS, UNK, UNK_ATTR, VERSION, TokenizedTrace)
 from .walk import Walk
 
 __all__ = [
     "ATTRS", "ATTR_IDS", "GETTERS", "Inst", "KINDS", "KIND_IDS", "NO_ATTR", "NUM_ATTRS", "NUM_FEATS",
-    "NUM_KINDS", "PAD", "Ref", "SAMPLERS", "UNK", "UNK_ATTR", "TokenizedTrace", "clear_cache",
+    "NUM_KINDS", "PAD", "Ref", "SAMPLERS", "UNK", "UNK_ATTR", "VERSION", "TokenizedTrace", "clear_cache",
     "decision_records", "parse_trace_text", "tokenize", "tokenize_many", "tokenize_structures",
 ]
 
