@@ -17,21 +17,8 @@ def _dense_relu(rows=64):
     return tvm.IRModule({"main": te.create_prim_func([a, w, r])})
 
 
-def _pad_conv():
-    """A padded convolution: its pad block is moved under the convolution's loops (a sampled
-    compute location) by some candidates."""
-    x = te.placeholder((1, 8, 10, 10), name="X")
-    w = te.placeholder((16, 8, 3, 3), name="W")
-    pad = te.compute((1, 8, 12, 12), lambda n, c, h, v: te.if_then_else(
-        te.all(h >= 1, h < 11, v >= 1, v < 11), x[n, c, h - 1, v - 1], 0.0), name="pad")
-    rc, ry, rx = (te.reduce_axis((0, e), name=k) for e, k in ((8, "rc"), (3, "ry"), (3, "rx")))
-    conv = te.compute((1, 16, 10, 10), lambda n, f, h, v: te.sum(
-        pad[n, rc, h + ry, v + rx] * w[f, rc, ry, rx], axis=[rc, ry, rx]), name="conv")
-    return tvm.IRModule({"main": te.create_prim_func([x, w, conv])})
-
-
-def _candidates(target, n, seed=0, rows=64, mod=None):
-    ctx = ms.TuneContext(mod=mod or _dense_relu(rows), target=target, space_generator="post-order-apply",
+def _candidates(target, n, seed=0, rows=64):
+    ctx = ms.TuneContext(mod=_dense_relu(rows), target=target, space_generator="post-order-apply",
                          search_strategy="replay-trace", num_threads=1, rand_state=seed)
     ctx.pre_tuning(max_trials=n, num_trials_per_iter=n)
     cands = ctx.generate_measure_candidates()
@@ -41,11 +28,6 @@ def _candidates(target, n, seed=0, rows=64, mod=None):
 @pytest.fixture(scope="session")
 def cpu_task():
     return _candidates(tvm.target.Target(CPU), 32)
-
-
-@pytest.fixture(scope="session")
-def conv_task():
-    return _candidates(tvm.target.Target(CPU), 32, mod=_pad_conv())
 
 
 @pytest.fixture

@@ -310,15 +310,22 @@ def test_a_companion_goes_with_the_blend_only():
 
 def test_weights_of_another_token_version_are_refused(tmp_path):
     """Weights learn what the tokens' slots mean: those trained on another version of the tokens
-    (or saved before the version was recorded) are refused with what to do, not fed tokens they
-    would misread."""
+    are refused with what to do, not fed tokens they would misread. Weights saved before the
+    version was recorded are version 1's."""
     from torch_wm_backend.world_model import adapter, tokenizer
 
     adapter.save_weights(WorldModelCostModel(seed=1).net, tmp_path / "w.pt", half=True)
-    assert torch.load(tmp_path / "w.pt")["tokens"] == tokenizer.VERSION
-    adapter.load_weights(tmp_path / "w.pt")
     blob = torch.load(tmp_path / "w.pt")
+    assert blob["tokens"] == tokenizer.VERSION
+    adapter.load_weights(tmp_path / "w.pt")
     del blob["tokens"]
-    torch.save(blob, tmp_path / "old.pt")
-    with pytest.raises(ValueError, match="version 1 of the tokens.*retrain"):
-        adapter.load_weights(tmp_path / "old.pt")
+    torch.save(blob, tmp_path / "unversioned.pt")
+    if tokenizer.VERSION == 1:
+        adapter.load_weights(tmp_path / "unversioned.pt")
+    else:
+        with pytest.raises(ValueError, match="version 1 of the tokens"):
+            adapter.load_weights(tmp_path / "unversioned.pt")
+    blob["tokens"] = tokenizer.VERSION + 1
+    torch.save(blob, tmp_path / "newer.pt")
+    with pytest.raises(ValueError, match=f"version {tokenizer.VERSION + 1} of the tokens.*retrain"):
+        adapter.load_weights(tmp_path / "newer.pt")

@@ -141,36 +141,3 @@ def test_a_decision_the_records_cannot_hold_is_read_from_the_text():
     # the unknown factor is inferred from the loop's extent: 64 / 16
     assert tok.feats[0, vocab.FACTORS:vocab.FACTORS + 2].tolist() == [2.0, 4.0]
     assert tok.feats[0, vocab.FACTOR_MISSING] == 1.0
-
-
-def _loops_of_kind(mod) -> set:
-    """(kind, extent) of the parallel (1) and vectorized (2) loops of a scheduled module."""
-    out, stack = set(), [mod["main"].body]
-    while stack:
-        n = stack.pop()
-        if type(n).__name__ == "For" and int(n.kind) in (1, 2):
-            out.add((int(n.kind), int(n.extent)))
-        stack.extend(state._children(n))
-    return out
-
-
-def test_postprocessing_loops_carry_the_extents_tvm_gives_them(cpu_task, conv_task):
-    """The parallel / vectorize tokens the postprocessors make act on loops of blocks the trace
-    names through get_child_blocks; the walk knows most of those loops, and what it knows is what
-    TVM built (each token's extent is the extent of a loop of that kind in the scheduled module)."""
-    kinds = {vocab.KIND_IDS["parallel"]: 1, vocab.KIND_IDS["vectorize"]: 2}
-    known = total = moved = 0
-    for ctx, cands in (cpu_task, conv_task):
-        for cand in cands:
-            tok, real = _tok(ctx, cand), _loops_of_kind(cand.sch.mod)
-            moved += "sample_compute_location" in str(cand.sch.trace)
-            for k, f in zip(tok.kinds, tok.feats):
-                if int(k) not in kinds:
-                    continue
-                total += 1
-                if f[vocab.EXTENT_KNOWN]:
-                    known += 1
-                    extent = round(2 ** float(f[vocab.LOOP_EXTENT]) - 1)
-                    assert (kinds[int(k)], extent) in real, (str(cand.sch.trace), extent, real)
-    assert moved > 0, "no candidate moved the pad block: the test does not test that case"
-    assert known >= 0.8 * total, (known, total)

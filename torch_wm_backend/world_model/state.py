@@ -65,8 +65,7 @@ def _children(stmt):
 
 
 def block_nests(func) -> dict:
-    """Block name -> loop extents, reduction flags of the enclosing loops, is_reduction, the
-    buffers it reads and writes (in its read / write regions' order)."""
+    """Block name -> loop extents, reduction flags of the enclosing loops, is_reduction."""
     from tvm import s_tir, tirx
 
     blocks: dict = {}
@@ -86,8 +85,6 @@ def block_nests(func) -> dict:
                     "extents": exts,
                     "reduce": [1.0 if lp.loop_var.name in red_vars else 0.0 for lp in loops],
                     "is_reduction": any(int(iv.iter_type) != 0 for iv in blk.iter_vars),
-                    "reads": [str(r.source.name) for r in blk.reads],
-                    "writes": [str(w.source.name) for w in blk.writes],
                 }
         for child in _children(stmt):
             walk(child, loops)

@@ -78,11 +78,9 @@ LOOPS_EXTENT = 22     # log2p of the loop operands' extents' product (0 where on
 EXTENT_KNOWN = 23     # first loop operand: 1 where its extent is known
 NUM_FEATS = 24
 
-# What the slots mean, as a number: weights record the version they were trained on, and a
-# tokenizer of another version does not feed them. 2: the loops of blocks the trace names only
-# through get_child_blocks or by name again, and of blocks moved under another's loops, are known
-# (the postprocessors' parallel / vectorize / unroll loops get their extents).
-VERSION = 2
+# What the slots mean, as a number: weights record the version they were trained on (weights
+# from before it was recorded: 1), and a tokenizer of another version does not feed them.
+VERSION = 1
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The tokenizer's pass over the instructions shared by a set of traces.
 
-The walk keeps the blocks and loops the instructions name (program.py: loop nests, extents,
-reduction flags) and turns each scheduling instruction into one token. Decisions come from a table of decision
+The walk keeps the blocks and loops the instructions name (loop nests, extents, reduction flags)
+and turns each scheduling instruction into one token. Decisions come from a table of decision
 records, one row per trace, as numpy vectors over *all* the table's rows: a feature that depends
 on a decision becomes a vector, written into each trace's tokens at the end. A table of one row
 gives Python ints instead (the same values: float32 features of log2 agree bit for bit).
@@ -9,10 +9,11 @@ gives Python ints instead (the same values: float32 features of log2 agree bit f
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from .parse import Inst, Misread, Ref, is_column
-from .program import Loop, State, log2p as _log2p, tile_of
 from .vocab import (ANN_FRACTION, ANN_VALUE, AT_INLINE, AT_LOOP, AT_ROOT, ATTR_IDS, BLOCK_ORDER,
                     BLOCK_REDUCTION, EXTENT_KNOWN, FACTOR_MISSING, FACTORS, GETTERS, KIND_IDS,
                     LITERAL, LOOP_EXTENT, LOOP_POSITION, LOOP_REDUCE, LOOPS_EXTENT, MAX_FACTORS,
@@ -20,6 +21,12 @@ from .vocab import (ANN_FRACTION, ANN_VALUE, AT_INLINE, AT_LOOP, AT_ROOT, ATTR_I
                     UNK_ATTR, TokenizedTrace)
 
 _CACHES = ("cache_read", "cache_write", "reindex_cache_read", "reindex_cache_write", "set_scope")
+
+
+def _log2p(x):
+    if isinstance(x, np.ndarray):
+        return np.log2(1.0 + np.abs(x))
+    return math.log2(1.0 + abs(float(x)))
 
 
 def _log2_factor(v):
@@ -39,12 +46,96 @@ def _attr_id(s) -> int:
     return ATTR_IDS.get(s, UNK_ATTR)
 
 
+@dataclass(eq=False)
+class _Loop:
+    block: str | None
+    extent: int | np.ndarray | None = None
+    reduce: float = 0.5   # 1 reduction, 0 spatial, 0.5 unknown
+
+
+@dataclass(eq=False)
+class _Block:
+    name: str
+    index: int
+    nest: list | None = None   # current list of _Loop, None when unknown
+    touched: bool = False
+
+
+@dataclass
+class _State:
+    blocks_info: dict        # block name -> {"extents": [...], "reduce": [...], "is_reduction": bool}
+    vals: dict = field(default_factory=dict)      # v-name -> int value
+    cat_frac: dict = field(default_factory=dict)  # v-name -> decision / (n-1)
+    locs: dict = field(default_factory=dict)      # l-name from sample_compute_location -> decision
+    loops: dict = field(default_factory=dict)     # l-name -> _Loop
+    blocks: dict = field(default_factory=dict)    # b-name -> _Block
+    order: dict = field(default_factory=dict)     # block name -> first-seen index
+
+    def block(self, ref, name: str | None = None) -> _Block:
+        if ref in self.blocks:
+            return self.blocks[ref]
+        name = name or f"?{ref}"
+        b = _Block(name, self.order.setdefault(name, len(self.order)))
+        self.blocks[ref] = b
+        return b
+
+    def get_loops(self, inst: Inst) -> None:
+        blk = self.block(inst.kwargs.get("block", inst.args[0] if inst.args else None))
+        n = len(inst.outs)
+        info = self.blocks_info.get(blk.name)
+        if blk.nest is not None and len(blk.nest) == n:
+            nest = blk.nest
+        elif not blk.touched and info is not None and len(info["extents"]) == n:
+            nest = [_Loop(blk.name, e, r) for e, r in zip(info["extents"], info["reduce"])]
+        else:
+            nest = [_Loop(blk.name) for _ in range(n)]
+        blk.nest = list(nest)
+        for o, lp in zip(inst.outs, nest):
+            self.loops[o] = lp
+
+    def loop_context(self, ref) -> tuple:
+        """(position in its nest, log2p nest length, log2p extent, reduce, extent known)."""
+        lp = self.loops.get(ref)
+        if lp is None:
+            return 0.0, 0.0, 0.0, 0.5, 0.0
+        # _Loop compares by identity (eq=False): ``in`` and ``index`` are identity tests at C speed
+        blk = next((b for b in self.blocks.values() if b.nest is not None and lp in b.nest), None)
+        pos, n = (blk.nest.index(lp), len(blk.nest)) if blk is not None else (0, 0)
+        known = lp.extent is not None
+        return (pos / max(n, 1), _log2p(n), _log2p(lp.extent) if known else 0.0, lp.reduce,
+                1.0 if known else 0.0)
+
+    def replace_in_nests(self, old: list, new: list) -> None:
+        for b in self.blocks.values():
+            if b.nest is None:
+                continue
+            idx = [i for i, lp in enumerate(b.nest) if lp in old]
+            if idx:
+                b.nest = b.nest[: idx[0]] + new + [lp for lp in b.nest[idx[0]:] if lp not in old]
+                b.touched = True
+
+    def copy(self) -> "_State":
+        """Loops are never changed once made, so they are shared; blocks are (their nests), so
+        they are copied."""
+        blocks: dict = {}
+
+        def block(b):
+            if id(b) not in blocks:
+                blocks[id(b)] = _Block(b.name, b.index, None if b.nest is None else list(b.nest),
+                                       b.touched)
+            return blocks[id(b)]
+
+        return _State(self.blocks_info, dict(self.vals), dict(self.cat_frac), dict(self.locs),
+                      dict(self.loops), {k: block(v) for k, v in self.blocks.items()},
+                      dict(self.order))
+
+
 class Walk:
     """The pass over the traces ``rows`` of ``table`` (decision records [n, D]) that share the
     instructions walked so far."""
 
     def __init__(self, blocks_info: dict | None, table: np.ndarray, rows: np.ndarray):
-        self.st = State(blocks_info or {})
+        self.st = _State(blocks_info or {})
         self.table, self.rows, self.pos = table, rows, 0
         self.vectors = len(table) > 1   # decisions as vectors over the table's rows
         self.kinds, self.attrs, self.feats, self.where = [], [], [], []
@@ -111,12 +202,6 @@ class Walk:
             return
         if k == "get_loops":
             self.st.get_loops(inst)
-            return
-        if k == "get_child_blocks":
-            self.st.child_blocks(inst)
-            return
-        if k in ("get_consumers", "get_producers"):
-            self.st.neighbours(inst)
             return
         if k in GETTERS:
             for o in inst.outs:
@@ -204,8 +289,7 @@ class Walk:
             f[FACTORS + i] = _log2_factor(v)
         f[NUM_FACTORS], f[FACTOR_MISSING] = len(vals) / MAX_FACTORS, float(missing)
         red = lp.reduce if lp is not None else 0.5
-        new = [Loop(lp.block if lp else None, v if _known(v) else None, red, lp.axis if lp else None)
-               for v in vals]
+        new = [_Loop(lp.block if lp else None, v if _known(v) else None, red) for v in vals]
         if lp is not None:
             st.replace_in_nests([lp], new)
         for o, nl in zip(inst.outs, new):
@@ -216,9 +300,7 @@ class Walk:
         olds = [st.loops[x] for x in loop_refs if x in st.loops]
         exts = [lp.extent for lp in olds]
         ext = math.prod(exts) if olds and all(e is not None for e in exts) else None
-        axes = {lp.axis for lp in olds}
-        nl = Loop(olds[0].block if olds else None, ext, max((lp.reduce for lp in olds), default=0.5),
-                   axes.pop() if len(axes) == 1 else None)
+        nl = _Loop(olds[0].block if olds else None, ext, max((lp.reduce for lp in olds), default=0.5))
         if olds:
             st.replace_in_nests(olds, [nl])
         for o in inst.outs:
@@ -247,50 +329,24 @@ class Walk:
         return _attr_id(inst.kwargs.get("ann_key"))
 
     def _compute_at(self, inst: Inst, f: list, loop_refs: list):
-        st, a, kw = self.st, inst.args, inst.kwargs
+        a, kw = inst.args, inst.kwargs
         loop = kw.get("loop", a[1] if len(a) > 1 else None)
-        block = kw.get("block", a[0] if a else None)
-        if loop in st.locs:
-            d = st.locs[loop]
+        if loop in self.st.locs:
+            d = self.st.locs[loop]
             if isinstance(d, np.ndarray):
                 f[AT_ROOT], f[AT_INLINE], f[AT_LOOP] = ((d == -1) * 1.0, (d == -2) * 1.0,
                                                         _log2p(np.maximum(d, 0)))
-                mine = d[self.rows]   # the table's other rows belong to other walks
-                if (mine == -1).all():   # at the root: the block stays where it is
-                    return
-                if (mine == -2).all():
-                    st.inline(block, False)
-                elif (mine == -2).any() and block in st.blocks:   # inlined by some traces only
-                    st.maybe.add(st.blocks[block].name)
-                    st.flow = None
             else:
                 f[AT_ROOT], f[AT_INLINE], f[AT_LOOP] = float(d == -1), float(d == -2), _log2p(max(d, 0))
-                if d == -1:
-                    return
-                if d == -2:
-                    st.inline(block, False)
-        blk, lp = st.blocks.get(block), st.loops.get(loop)
-        owner = next((b for b in st.blocks.values() if b.nest is not None and lp is not None
-                      and lp in b.nest), None)
-        if blk is not None and owner is not None and owner is not blk:
-            # under a known loop: its nest is that loop's outer loops, then its own loops
-            at = owner.nest.index(lp) + 1
-            blk.nest, blk.partial, blk.touched = owner.nest[:at], True, True
-            blk.own = tile_of(owner.nest[at:], st.blocks_info.get(owner.name)) if (
-                inst.kind == "reverse_compute_at") else None
-        else:
-            self._forget_nest(block)
-            if blk is not None and loop in st.locs:   # under a sampled location
-                blk.moved = True
+        self._forget_nest(kw.get("block"))
 
     def _inline(self, inst: Inst, f: list, loop_refs: list):
-        self.st.inline(inst.kwargs.get("block"), inst.kind == "reverse_compute_inline")
         self._forget_nest(inst.kwargs.get("block"))
 
     def _forget_nest(self, ref) -> None:
         blk = self.st.blocks.get(ref)
         if blk is not None:
-            blk.nest, blk.touched, blk.partial, blk.moved = None, True, False, False
+            blk.nest, blk.touched = None, True
 
     def _bind(self, inst: Inst, f: list, loop_refs: list):
         return _attr_id(inst.kwargs.get("thread_axis"))
@@ -300,30 +356,12 @@ class Walk:
         f[LITERAL] = _log2p(kw.get("read_buffer_index", kw.get("write_buffer_index", 0)) or 0)
         for o in inst.outs:
             self.st.block(o, f"{inst.kind}:{o}").touched = True
-            # a read's copy runs before its consumer, a write's after its producer
-            self.st.place(f"{inst.kind}:{o}", kw.get("block"), "write" in inst.kind)
-            self.st.new_flow(f"{inst.kind}:{o}", kw.get("block"), inst.kind,
-                             kw.get("read_buffer_index", kw.get("write_buffer_index", -1)))
         return _attr_id(kw.get("storage_scope"))
 
     def _other(self, inst: Inst, f: list, loop_refs: list):
-        st, kw = self.st, inst.kwargs
-        # decompose_reduction's init block and rfactor's block run before the block they split
-        beside = (kw.get("block") if inst.kind == "decompose_reduction" else
-                  next((r for r, b in st.blocks.items() if b.nest and st.loops.get(kw.get("loop"))
-                        in b.nest), None) if inst.kind == "rfactor" else None)
         for o in inst.outs:
             if o.startswith("b"):
-                new = st.block(o, f"{inst.kind}:{o}")
-                if beside is None:
-                    st.children = st.flow = None   # a block the walk cannot place
-                    continue
-                st.place(new.name, beside, False)
-                st.new_flow(new.name, beside, inst.kind, -1)
-                if inst.kind == "rfactor":   # the rfactor block takes the loops; the block gets new ones
-                    old = st.blocks[beside]
-                    new.nest, new.touched, old.nest, old.touched = old.nest, True, None, True
-                    old.reshaped = True
+                self.st.block(o, f"{inst.kind}:{o}")
 
 
 _SAMPLERS = {"sample_perfect_tile": Walk._tile, "sample_partitioned_tile": Walk._tile,
