@@ -168,8 +168,10 @@ def main() -> None:
     if isinstance(net, Ensemble):
         # wm scores a batch of more than min_shortlist candidates as a cascade (network.Ensemble);
         # the test tasks are smaller, so here it is engaged by force, at its ratio, on every task
-        res["models"]["wm: first member alone"] = dataset.ranking_metrics(
-            test, score_groups(net.members[0], test, hw))
+        # each member alone: how far networks trained alike, from other seeds, part on this test
+        for k, member in enumerate(net.members):
+            res["models"][f"wm: member {k + 1} alone"] = dataset.ranking_metrics(
+                test, score_groups(member, test, hw))
         keep, net.min_shortlist = net.min_shortlist, 1
         res["models"][f"wm: cascade on every task (shortlist 1/{round(1 / net.shortlist)})"] = \
             dataset.ranking_metrics(test, score_groups(net, test, hw))

@@ -44,6 +44,8 @@ def test_training_without_data_or_with_no_members_or_tasks_per_step_is_one_line(
         main(["train", "--data", str(tmp_path), "--members", "0"])
     with pytest.raises(SystemExit, match="tvm-wm train: --batch and --steps must be at least 1"):
         main(["train", "--data", str(tmp_path), "--batch", "0"])
+    with pytest.raises(SystemExit, match="tvm-wm train: --jobs must be at least 1"):
+        main(["train", "--data", str(tmp_path), "--jobs", "0"])
 
 
 def _cnn(name):

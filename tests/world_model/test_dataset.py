@@ -180,3 +180,53 @@ def test_a_tasks_records_measured_in_two_runs_rank_apart(tmp_path, cpu_task):
     assert sum(len(g.costs) for g in groups) == len(read) == 16   # the database's own reading
     (mod, recs), = dataset.records_by_task(tmp_path / "net").values()   # its batches together
     assert sorted(float(r.run_secs[0]) for r in recs) == sorted(float(r.run_secs[0]) for r in read)
+
+
+def _data_folder(root, cpu_task, networks):
+    """A data folder whose networks each hold one task's 8 measured candidates (made-up costs)."""
+    import tvm
+    from tvm.s_tir import meta_schedule as ms
+
+    from torch_wm_backend.world_model import dataset
+
+    ctx, cands = cpu_task
+    for k, net in enumerate(networks):
+        (root / net).mkdir(parents=True)
+        db = ms.database.JSONDatabase(work_dir=str(root / net))
+        wl = db.commit_workload(ctx.mod)
+        args = ms.arg_info.ArgInfo.from_prim_func(ctx.mod["main"])
+        for i, c in enumerate(cands[8 * k:8 * k + 8]):
+            db.commit_tuning_record(ms.database.TuningRecord(
+                c.sch.trace, wl, [tvm.tirx.FloatImm("float64", (1 + (i * 5) % 8) * 1e-4)], ctx.target,
+                args))
+        dataset.record_batch(root / net, 0, dataset.record_count(root / net))
+
+
+def test_members_trained_in_parallel_jobs_are_those_trained_one_after_the_other(tmp_path, cpu_task):
+    from torch_wm_backend.world_model.adapter import load_weights
+
+    _data_folder(tmp_path / "data", cpu_task, ["a", "b", "c"])
+    kw = dict(val_networks=["c"], steps=3, members=3, target="cpu", batch=2)
+    one = trainer.train(tmp_path / "data", tmp_path / "one.pt", **kw)
+    two = trainer.train(tmp_path / "data", tmp_path / "two.pt", jobs=2, **kw)
+    assert [r["seed"] for r in two["runs"]] == [0, 1, 2] and two["members"] == 3 and two["jobs"] == 2
+    assert two["val"]["tasks"] == 1 and two["train_networks"] == one["train_networks"] == ["a", "b"]
+    a, b = load_weights(tmp_path / "one.pt"), load_weights(tmp_path / "two.pt")
+    for m, n in zip(a.members, b.members):   # one thread or two: the same up to float rounding
+        assert all(torch.allclose(v, n.state_dict()[k], atol=1e-3) for k, v in m.state_dict().items()
+                   if not k.startswith("dyn_head."))   # not shipped: made anew on loading
+    assert sorted(p.name for p in tmp_path.glob("two*")) == ["two.json", "two.pt"]   # parts removed
+
+
+def test_joining_refuses_parts_of_other_ensembles(tmp_path, cpu_task):
+    from torch_wm_backend import TvmWmError
+    from torch_wm_backend.world_model import jobs
+
+    _data_folder(tmp_path / "data", cpu_task, ["a", "b"])
+    trainer.train(tmp_path / "data", tmp_path / "p0.pt", val_networks=[], steps=2, batch=2)
+    trainer.train(tmp_path / "data", tmp_path / "p1.pt", val_networks=[], steps=3, batch=2, seed=1)
+    with pytest.raises(TvmWmError, match="steps differ"):
+        jobs.join(tmp_path / "out.pt", [tmp_path / "p0.pt", tmp_path / "p1.pt"])
+    assert not (tmp_path / "out.pt").exists()
+    assert jobs.shares(4, 0, 2) == [(0, 2), (2, 2)] and jobs.shares(3, 5, 2) == [(5, 2), (7, 1)]
+    assert jobs.shares(2, 0, 8) == [(0, 1), (1, 1)]

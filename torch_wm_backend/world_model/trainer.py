@@ -128,25 +128,31 @@ def _fit(groups, val, trans, hw, hw_np, steps, lr, dyn_weight, seed, save, batch
 
 def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 4000, lr: float = 2e-3,
           dyn_weight: float = 0.3, seed: int = 0, target="cpu", members: int = 1,
-          batch: int = 16, dims: tuple[int, int] | None = None) -> dict:
+          batch: int = 16, dims: tuple[int, int] | None = None, jobs: int = 1) -> dict:
     """Train ``members`` networks from seeds seed, seed+1, ... and save them as one ensemble;
     each step's ranking loss covers ``batch`` tasks; ``dims``: the network's (d_z, d_hidden)
-    instead of the default's."""
+    instead of the default's; ``jobs``: processes training members at once (jobs.py)."""
     from ..errors import TvmWmError
+    import tvm
+
     from . import hardware
     from .collect import parse_target
+    from .jobs import train_parts
 
     if members < 1:
         raise TvmWmError(f"--members must be at least 1, not {members}")
     if batch < 1 or steps < 1:
         raise TvmWmError(f"--batch and --steps must be at least 1, not {batch} and {steps}")
+    if jobs < 1:
+        raise TvmWmError(f"--jobs must be at least 1, not {jobs}")
     if dims is not None and min(dims) < 1:
         raise TvmWmError(f"--dims must be two positive sizes, not {dims}")
     cfg = network_config(dims)
     if not Path(root).is_dir():
         raise TvmWmError(f"no data folder {root}: run `tvm-wm collect` first, or "
                          f"{dataset.COMMITTED_RECORDS} (then --data there)")
-    target = parse_target(target) if isinstance(target, str) else target
+    target = (parse_target(target) if isinstance(target, str) else
+              tvm.target.Target(target) if isinstance(target, dict) else target)
     held_out = dataset.eval_networks(root)
     nets = [n for n in dataset.networks_in(root) if n not in held_out]
     n_threads = dataset.check_threads(root, nets)
@@ -158,11 +164,18 @@ def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 4000, lr:
                          f"{', '.join(nets)}; held out for evaluation: {', '.join(sorted(held_out))})")
     train_nets = [n for n in nets if n not in val_networks]
     t0 = time.time()
+    hw_np = hardware.hardware_features(target, n_threads if target.kind.name == "llvm" else None)
+    hw = torch.from_numpy(hw_np)[None]
+    if jobs > 1 and members > 1:
+        final, meta = train_parts(out_path, jobs, members, seed, root=root, val_networks=val_networks,
+                                  steps=steps, lr=lr, dyn_weight=dyn_weight, target=json.loads(str(target)),
+                                  batch=batch, dims=dims)
+        val = dataset.load_groups(root, val_networks, target)
+        return _finish(final, meta, val or dataset.load_groups(root, train_nets, target), bool(val),
+                       hw, out_path, t0, jobs=jobs)
     groups = dataset.load_groups(root, train_nets, target)
     val = dataset.load_groups(root, val_networks, target)
     trans = dataset.load_transitions(root, train_nets, target)
-    hw_np = hardware.hardware_features(target, n_threads if target.kind.name == "llvm" else None)
-    hw = torch.from_numpy(hw_np)[None]
     log.info("train: %d tasks / %d records from %d networks; %d transitions; val %d tasks (%s)",
              len(groups), sum(len(g.costs) for g in groups), len(train_nets), len(trans), len(val),
              ",".join(val_networks))
@@ -180,14 +193,19 @@ def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 4000, lr:
                      "history": history})
     final = Ensemble(done) if len(done) > 1 else done[0]
     save_weights(final, out_path, half=True)
-    # scored on the validation networks, or (with none) on the training records themselves
-    m = dataset.ranking_metrics(val or groups, score_groups(final, val or groups, hw))
     meta = {"train_networks": train_nets, "val_networks": list(val_networks),
             "train_tasks": len(groups), "train_records": int(sum(len(g.costs) for g in groups)),
             "transitions": len(trans), "steps": steps, "batch": batch, "members": members,
-            "train_seconds": round(time.time() - t0, 1), "val" if val else "train_fit": m,
-            "best_val_pairwise_acc": m["pairwise_acc"] if val else None, "runs": runs,
-            "config": final.cfg.to_dict()}
+            "runs": runs, "config": final.cfg.to_dict()}
+    return _finish(final, meta, val or groups, bool(val), hw, out_path, t0)
+
+
+def _finish(final, meta: dict, scored: list, validated: bool, hw, out_path, t0: float, **more) -> dict:
+    """The trained weights' metadata, written beside them: scored on the validation networks, or
+    (with none) on the training records themselves."""
+    m = dataset.ranking_metrics(scored, score_groups(final, scored, hw))
+    meta.update(more, train_seconds=round(time.time() - t0, 1), **{"val" if validated else "train_fit": m},
+                best_val_pairwise_acc=m["pairwise_acc"] if validated else None)
     Path(out_path).with_suffix(".json").write_text(json.dumps(meta, indent=1))
     return meta
 
@@ -198,7 +216,7 @@ def run(args) -> int:
     target = parse_target(args.target)
     out = args.out or str(weights_file(target.kind.name))
     meta = train(args.data, out, args.val, args.steps, args.lr, args.dyn_weight, args.seed, target,
-                 args.members, args.batch, args.dims)
+                 args.members, args.batch, args.dims, args.jobs)
     if meta["val_networks"]:
         log.info("trained in %.0f s; validation pairwise accuracy of the saved weights %.3f; "
                  "weights in %s", meta["train_seconds"], meta["best_val_pairwise_acc"], out)
@@ -243,4 +261,7 @@ def add_parser(subparsers) -> None:
                    help="the network's latent and hidden sizes (default 96:128)")
     p.add_argument("--members", type=int, default=1,
                    help="networks in the ensemble, trained from seeds seed, seed+1, ...")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="processes training members at once, each on its share of the cores "
+                        "(the same ensemble, in less time)")
     p.set_defaults(func=run)
