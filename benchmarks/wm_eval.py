@@ -204,6 +204,13 @@ def main() -> None:
             res["models"][baseline] = {**dataset.ranking_metrics(test, scores), "fit_seconds": round(fit, 1)}
         except Exception as err:  # noqa: BLE001 - report a failing baseline, keep the others
             res["models"][baseline] = {"error": repr(err)[:300]}
+    if "xgb" in baseline_scores_by_name:
+        # what XGB's view of the replayed program adds to the world model's: their scores blended
+        # per task (z-scores, XGB at half weight), as the "wm+xgb" cost model blends them online
+        z = lambda s: (np.asarray(s) - np.mean(s)) / (np.std(s) + 1e-9)
+        blend = [z(w) + 0.5 * z(x) for w, x in zip(wm_scores, baseline_scores_by_name["xgb"])]
+        compared["wm + xgb/2 (per-task z-scores)"] = blend
+        res["models"]["wm + xgb/2 (per-task z-scores)"] = dataset.ranking_metrics(test, blend)
     all_scores = {"wm": wm_scores, **compared, "random": rand_scores, **baseline_scores_by_name}
     res["pairwise_by_gap"] = {name: pairwise_by_gap(test, sc) for name, sc in all_scores.items()}
     res["heaviest_picks"] = heaviest_picks(test, all_scores)
