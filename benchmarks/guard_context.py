@@ -60,7 +60,7 @@ def main() -> None:
         compiled(x)
     InferenceGraph.adopt = real_adopt
     graph, args = seen["graph"], seen["args"]
-    subs = graph.compiled_subgraphs()
+    subs = graph.subgraphs   # every TVM subgraph, built or not: all are sent to PyTorch below
 
     def partitioned_all_pytorch():
         graph.set_modes({s.name: False for s in subs})
