@@ -1,3 +1,6 @@
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -215,7 +218,8 @@ def test_members_trained_in_parallel_jobs_are_those_trained_one_after_the_other(
     for m, n in zip(a.members, b.members):   # one thread or two: the same up to float rounding
         assert all(torch.allclose(v, n.state_dict()[k], atol=1e-3) for k, v in m.state_dict().items()
                    if not k.startswith("dyn_head."))   # not shipped: made anew on loading
-    assert sorted(p.name for p in tmp_path.glob("two*")) == ["two.json", "two.pt"]   # parts removed
+    assert sorted(p.name for p in tmp_path.glob("two*")) == ["two.json", "two.pt"]   # parts elsewhere
+    assert not list(Path(tempfile.gettempdir()).glob("tvm-wm-train-two-*"))   # and removed
 
 
 def test_joining_refuses_parts_of_other_ensembles(tmp_path, cpu_task):

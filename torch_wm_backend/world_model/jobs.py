@@ -7,6 +7,8 @@ import json
 import logging
 import multiprocessing
 import os
+import shutil
+import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -73,11 +75,13 @@ def _train_part(kwargs: dict, threads: int, level: int) -> dict:
 def train_parts(out_path, jobs: int, members: int, seed: int, **kwargs) -> tuple:
     """Train ``members`` networks from seeds seed, seed+1, ... in ``jobs`` processes at once (each
     on its share of the cores) and join them at ``out_path``; returns (ensemble, merged metadata).
-    The parts' files are removed once joined."""
+    The parts' files are removed once joined; a failed job leaves them for a look."""
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     split = shares(members, seed, jobs)
-    parts = [out.with_name(f"{out.stem}.part{j}{out.suffix}") for j in range(len(split))]
+    # the parts live outside the weights' folder (whose files key the kernel cache) until joined
+    where = Path(tempfile.mkdtemp(prefix=f"tvm-wm-train-{out.stem}-"))
+    parts = [where / f"part{j}.pt" for j in range(len(split))]
     threads = max(1, (os.cpu_count() or 1) // len(split))
     level = logging.getLogger().getEffectiveLevel()
     log.info("train: %d members in %d processes of %d thread(s) (seeds %s)", members, len(split),
@@ -85,10 +89,12 @@ def train_parts(out_path, jobs: int, members: int, seed: int, **kwargs) -> tuple
     with ProcessPoolExecutor(len(split), mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(_train_part, dict(kwargs, out_path=str(p), seed=s, members=n),
                                threads, level) for p, (s, n) in zip(parts, split)]
-        for f in futures:
-            f.result()   # a part's error, raised here
+        try:
+            for f in futures:
+                f.result()   # a part's error, raised here
+        except BaseException:
+            log.error("train: a job failed; what the others trained is in %s", where)
+            raise
     joined = join(out, parts)
-    for p in parts:
-        p.unlink()
-        p.with_suffix(".json").unlink()
+    shutil.rmtree(where)
     return joined
