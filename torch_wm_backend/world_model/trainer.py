@@ -132,9 +132,9 @@ def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 4000, lr:
     """Train ``members`` networks from seeds seed, seed+1, ... and save them as one ensemble;
     each step's ranking loss covers ``batch`` tasks; ``dims``: the network's (d_z, d_hidden)
     instead of the default's; ``jobs``: processes training members at once (jobs.py)."""
-    from ..errors import TvmWmError
     import tvm
 
+    from ..errors import TvmWmError
     from . import hardware
     from .collect import parse_target
     from .jobs import train_parts
@@ -167,8 +167,9 @@ def train(root, out_path=WEIGHTS_FILE, val_networks=None, steps: int = 4000, lr:
     hw_np = hardware.hardware_features(target, n_threads if target.kind.name == "llvm" else None)
     hw = torch.from_numpy(hw_np)[None]
     if jobs > 1 and members > 1:
-        final, meta = train_parts(out_path, jobs, members, seed, root=root, val_networks=val_networks,
-                                  steps=steps, lr=lr, dyn_weight=dyn_weight, target=json.loads(str(target)),
+        final, meta = train_parts(out_path, jobs, members, seed, root=root,
+                                  val_networks=val_networks, steps=steps, lr=lr,
+                                  dyn_weight=dyn_weight, target=json.loads(str(target)),
                                   batch=batch, dims=dims)
         val = dataset.load_groups(root, val_networks, target)
         return _finish(final, meta, val or dataset.load_groups(root, train_nets, target), bool(val),
@@ -204,8 +205,9 @@ def _finish(final, meta: dict, scored: list, validated: bool, hw, out_path, t0: 
     """The trained weights' metadata, written beside them: scored on the validation networks, or
     (with none) on the training records themselves."""
     m = dataset.ranking_metrics(scored, score_groups(final, scored, hw))
-    meta.update(more, train_seconds=round(time.time() - t0, 1), **{"val" if validated else "train_fit": m},
+    meta.update(more, train_seconds=round(time.time() - t0, 1),
                 best_val_pairwise_acc=m["pairwise_acc"] if validated else None)
+    meta["val" if validated else "train_fit"] = m
     Path(out_path).with_suffix(".json").write_text(json.dumps(meta, indent=1))
     return meta
 
@@ -263,5 +265,5 @@ def add_parser(subparsers) -> None:
                    help="networks in the ensemble, trained from seeds seed, seed+1, ...")
     p.add_argument("--jobs", type=int, default=1,
                    help="processes training members at once, each on its share of the cores "
-                        "(the same ensemble, in less time)")
+                        "(the same ensemble)")
     p.set_defaults(func=run)
