@@ -17,7 +17,7 @@ from torch_wm_backend.world_model.jobs import join
 
 def main(out: str, parts: list) -> None:
     try:
-        nets, meta = join(out, parts)
+        _, meta = join(out, parts)
     except TvmWmError as err:
         sys.exit(str(err))
     meta.update(parts=parts, train_seconds=sum(meta["train_seconds_parts"]))   # one after the other

@@ -22,6 +22,7 @@ import torch
 
 from torch_wm_backend.world_model import dataset, hardware
 from torch_wm_backend.world_model.adapter import load_weights, weights_file
+from torch_wm_backend.world_model.blend import Scale
 from torch_wm_backend.world_model.collect import parse_target
 from torch_wm_backend.world_model.network import Ensemble
 from torch_wm_backend.world_model.trainer import score_groups
@@ -207,7 +208,7 @@ def main() -> None:
     if "xgb" in baseline_scores_by_name:
         # what XGB's view of the replayed program adds to the world model's: their scores blended
         # per task (z-scores, XGB at half weight), as the "wm+xgb" cost model blends them online
-        z = lambda s: (np.asarray(s) - np.mean(s)) / (np.std(s) + 1e-9)
+        z = lambda s: Scale.of(np.asarray(s))(np.asarray(s))
         blend = [z(w) + 0.5 * z(x) for w, x in zip(wm_scores, baseline_scores_by_name["xgb"])]
         compared["wm + xgb/2 (per-task z-scores)"] = blend
         res["models"]["wm + xgb/2 (per-task z-scores)"] = dataset.ranking_metrics(test, blend)

@@ -22,6 +22,7 @@ import torch
 
 sys.path.insert(0, ".")
 from torch_wm_backend.world_model import dataset, hardware, trainer  # noqa: E402
+from torch_wm_backend.world_model.blend import Scale  # noqa: E402
 from torch_wm_backend.world_model.collect import cpu_target  # noqa: E402
 from torch_wm_backend.world_model.network import WorldModel, pairwise_rank_loss  # noqa: E402
 from torch_wm_backend.world_model.tokenizer import vocab  # noqa: E402
@@ -101,7 +102,7 @@ def report(name, va, te, sv, st, extra=""):
 
 def mean_of(runs):
     """Each task's scores averaged over the runs after standardising them per task."""
-    z = lambda s: (s - s.mean()) / (s.std() + 1e-9)
+    z = lambda s: Scale.of(s)(s)
     return [sum(z(r[i]) for r in runs) / len(runs) for i in range(len(runs[0]))]
 
 

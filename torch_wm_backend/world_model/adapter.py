@@ -25,7 +25,7 @@ from tvm.ir.utils import derived_object
 from tvm.s_tir.meta_schedule.cost_model import PyCostModel
 
 from . import blend, calibrate, hardware, state, tokenizer, trace_reader
-from .network import Ensemble, WMConfig, WorldModel, collate, pairwise_rank_loss
+from .network import Ensemble, WMConfig, WorldModel, collate, networks_of, pairwise_rank_loss
 
 log = logging.getLogger(__name__)
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -100,9 +100,8 @@ def save_weights(net: WorldModel | Ensemble, path, half: bool = False) -> None:
         return {k: v.half() if half and v.is_floating_point() else v for k, v in m.state_dict().items()
                 if not (half and k.startswith("dyn_head."))}
 
-    members = list(net.members) if isinstance(net, Ensemble) else [net]
     torch.save({"config": net.cfg.to_dict(), "tokens": tokenizer.VERSION,
-                "members": [pack(m) for m in members]}, tmp)
+                "members": [pack(m) for m in networks_of(net)]}, tmp)
     os.replace(tmp, path)
 
 
@@ -259,7 +258,7 @@ class WorldModelCostModel(PyCostModel):
 
     def score_hidden(self, info, toks, hw) -> tuple[np.ndarray, np.ndarray]:
         """The trained network's logits and its (first member's) score head's hidden layer."""
-        first = self.net.members[0] if isinstance(self.net, Ensemble) else self.net
+        first = networks_of(self.net)[0]
         st = torch.from_numpy(info.state)[None]
         logits, hidden = [], []
         with torch.inference_mode(), _one_thread():

@@ -30,28 +30,20 @@ def shares(members: int, seed: int, jobs: int) -> list[tuple[int, int]]:
     return out
 
 
-def members_of(path) -> list:
-    from .adapter import load_weights
-    from .network import Ensemble
-
-    net = load_weights(path)
-    return list(net.members) if isinstance(net, Ensemble) else [net]
-
-
 def join(out_path, parts: list):
     """Join the weight files ``parts`` (each with its training metadata beside it, .json) into one
     ensemble, saved at ``out_path``; returns it and the parts' metadata merged (their runs in
     order). Refuses parts trained on other networks, steps or sizes."""
     from ..errors import TvmWmError
-    from .adapter import save_weights
-    from .network import Ensemble
+    from .adapter import load_weights, save_weights
+    from .network import Ensemble, networks_of
 
     metas = [json.loads(Path(p).with_suffix(".json").read_text()) for p in parts]
     for key in SAME:
         if any(m.get(key) != metas[0].get(key) for m in metas[1:]):
             raise TvmWmError(f"{key} differ between {', '.join(map(str, parts))}: not members of "
                              "one ensemble")
-    nets = [m for p in parts for m in members_of(p)]
+    nets = [m for p in parts for m in networks_of(load_weights(p))]
     final = Ensemble(nets) if len(nets) > 1 else nets[0]
     save_weights(final, out_path, half=True)
     meta = {k: v for k, v in metas[0].items() if k in SAME or k in ("train_tasks", "train_records",

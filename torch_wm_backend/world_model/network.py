@@ -135,6 +135,11 @@ class Ensemble(nn.Module):
         return out
 
 
+def networks_of(net) -> list:
+    """The networks of ``net``: an ensemble's members, or the network itself."""
+    return list(net.members) if isinstance(net, Ensemble) else [net]
+
+
 def collate(tokens: list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Pad a list of tokenized traces (objects with kinds, attrs, feats) to one batch."""
     n = len(tokens)
