@@ -32,7 +32,7 @@ def _best_and_median(fn, n: int) -> tuple:
 def main() -> None:
     import torch_wm_backend  # noqa: F401  registers the backend
     from eval_models import MODELS
-    from machine import describe
+    from machine import describe, heading, save_markdown
     from torch_wm_backend.select import InferenceGraph
     from torch_wm_backend.select.race import quiet_timing
 
@@ -85,9 +85,8 @@ def main() -> None:
            "steady_ms": {"median": med, "p10": p10}}
     results = os.path.join(HERE, "results")
     json.dump(out, open(os.path.join(results, "guard_context.json"), "w"), indent=1)
-    m = out["machine"]
     inside, outside = seen["inside_mode"], seen["outside_mode"]
-    lines = [f"# What the guard must see — MobileNetV2, batch 1, {m['cpu']}, {m['cores']} cores, {m['date']}",
+    lines = heading("What the guard must see — MobileNetV2, batch 1", out["machine"]) + [
              "", f"## 1. PyTorch's ops during the first call ({len(subs)} TVM subgraphs in the graph)", "",
              "The unpartitioned ATen graph timed inside the graph's first call, best / median of 20, ms:", "",
              "| where | best | median |", "|---|---|---|",
@@ -100,8 +99,7 @@ def main() -> None:
     tax = med["partitioned, all in PyTorch"] - med["unpartitioned ATen graph"]
     lines += ["", f"Partitioning, with every subgraph in PyTorch, adds {tax:.2f} ms "
               f"({tax / med['unpartitioned ATen graph'] * 100:.0f}%) to the unpartitioned graph.", ""]
-    open(os.path.join(results, "guard_context.md"), "w").write("\n".join(lines))
-    print("\n".join(lines))
+    save_markdown(os.path.join(results, "guard_context"), lines)
 
 
 if __name__ == "__main__":
